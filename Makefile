@@ -1,0 +1,29 @@
+# The two commands: `make run` (the hub on embedded defaults) and `make test` (every test).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: setup run test bench lint
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test,bench]'
+	touch $@
+
+run: setup
+	$(VENV)/bin/mailward check examples/forged-ceo.eml --zone-file examples/zones.yaml \
+	    --ip 203.0.113.66 --helo mail.attacker.test --mail-from ceo@ourcorp.example \
+	    --rcpt staff@ourcorp.example --config examples/mailward.toml
+
+test: setup
+	$(PY) -m ruff check src tests bench
+	$(PY) -m pytest -q
+
+bench: setup
+	$(PY) bench/verify.py
+
+lint: setup
+	$(PY) -m ruff check src tests bench

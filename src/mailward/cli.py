@@ -1,0 +1,129 @@
+"""The `mailward` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+from mailward import config as config_mod
+from mailward.dns import ZoneError, make_resolver
+from mailward.model import Connection, Envelope, Message, Transaction
+
+
+class UsageError(Exception):
+    """A usage problem: printed as one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="mailward", description="Anti-spoofing mail hub")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    check = sub.add_parser("check", help="verify one message file and show the verdict")
+    check.add_argument("message", help="message file (RFC 5322), or - for standard input")
+    check.add_argument("--ip", help="IP address of the client that delivered the message")
+    check.add_argument("--helo", help="HELO/EHLO name the client gave")
+    check.add_argument("--mail-from", default=None, help="SMTP MAIL FROM (empty = null sender)")
+    check.add_argument("--rcpt", action="append", default=[], help="SMTP RCPT TO (repeatable)")
+    check.add_argument("--zone-file", help="answer DNS from this YAML zone file")
+    check.add_argument("--config", help="TOML configuration file")
+    check.add_argument("--json", action="store_true", help="print one JSON object")
+    check.add_argument("--now", type=float, help="evaluate as of this Unix time (signatures)")
+
+    cfg = sub.add_parser("config", help="print every configuration key with its default")
+    cfg.add_argument("--config", help="validate this TOML file")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = _parser().parse_args(argv)
+        if args.command == "check":
+            return _check(args)
+        if args.command == "config":
+            return _config(args)
+    except UsageError as exc:
+        print(f"mailward: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 2
+
+
+def _load_config(path: str | None) -> config_mod.Config:
+    try:
+        return config_mod.load(path)
+    except config_mod.ConfigError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _read_message(path: str) -> bytes:
+    if path == "-":
+        return sys.stdin.buffer.read()
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def _check(args: argparse.Namespace) -> int:
+    from mailward.pipeline import Pipeline
+    from mailward.report import human_report, json_report
+
+    config = _load_config(args.config)
+    raw = _read_message(args.message)
+    zone_file = args.zone_file or config.dns.zone_file
+    if args.ip is not None:
+        import ipaddress
+
+        try:
+            ipaddress.ip_address(args.ip)
+        except ValueError:
+            raise UsageError(f"--ip: {args.ip!r} is not an IP address") from None
+    try:
+        resolver = make_resolver(
+            zone_file, config.dns.nameservers, config.dns.timeout, config.dns.cache_size,
+            config.dns.negative_ttl,
+        )
+    except ZoneError as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        pipeline = Pipeline(config, resolver)
+    except config_mod.ConfigError as exc:
+        raise UsageError(str(exc)) from None
+    message = Message(raw)
+    mail_from = args.mail_from
+    if mail_from is None:
+        parsed_from = message.parsed.from_addresses
+        mail_from = parsed_from[0].address if parsed_from else ""
+    tx = Transaction(
+        Connection(ip=args.ip, helo=args.helo), Envelope(mail_from, list(args.rcpt)), message
+    )
+    evaluation = asyncio.run(pipeline.evaluate(tx, now=args.now))
+    if args.json:
+        print(json.dumps(json_report(evaluation), indent=2, ensure_ascii=False))
+    else:
+        print(human_report(evaluation, message))
+    return 0
+
+
+def _config(args: argparse.Namespace) -> int:
+    if args.config:
+        _load_config(args.config)
+        print(f"{args.config}: valid")
+        return 0
+    for key, text, default in config_mod.documented_keys():
+        print(f"{key} = {json.dumps(default)}\n    {text}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

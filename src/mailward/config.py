@@ -1,0 +1,217 @@
+"""Configuration: one TOML file, every key typed and documented; unknown keys are errors.
+
+Each section is a dataclass; each field's ``doc`` metadata is its documentation (printed by
+``mailward config``). Defaults work with no file at all.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import socket
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used; the message names the file and key."""
+
+
+def doc(text: str, default: Any = dataclasses.MISSING, factory: Any = dataclasses.MISSING) -> Any:
+    if factory is not dataclasses.MISSING:
+        return field(default_factory=factory, metadata={"doc": text})
+    return field(default=default, metadata={"doc": text})
+
+
+@dataclass(frozen=True)
+class SiteConfig:
+    authserv_id: str = doc(
+        "authserv-id written in Authentication-Results (RFC 8601); empty = this host's name", ""
+    )
+    domains: list[str] = doc("the site's own mail domains", factory=list)
+
+
+@dataclass(frozen=True)
+class DnsConfig:
+    zone_file: str = doc(
+        "YAML zone data (RFC 7208 test-suite format) answering every query instead of real DNS",
+        "",
+    )
+    nameservers: list[str] = doc("nameserver IPs; empty = the system's resolv.conf", factory=list)
+    timeout: float = doc("seconds one DNS query may take before it is a temperror", 5.0)
+    cache_size: int = doc("answers kept in the DNS cache", 100_000)
+    negative_ttl: float = doc("longest time an NXDOMAIN/NODATA answer is cached (s)", 300.0)
+
+
+@dataclass(frozen=True)
+class ChecksConfig:
+    enabled: list[str] = doc(
+        "checks to run, by name", factory=lambda: ["spf", "dkim", "arc", "dmarc"]
+    )
+    budget: float = doc("seconds all checks of one message may take together", 20.0)
+
+
+@dataclass(frozen=True)
+class SpfConfig:
+    lookup_limit: int = doc("DNS-querying terms per SPF evaluation (RFC 7208 4.6.4)", 10)
+    void_lookup_limit: int = doc("lookups returning nothing before permerror (RFC 7208)", 2)
+    helo_check: bool = doc("also evaluate the HELO identity when MAIL FROM is not empty", True)
+
+
+@dataclass(frozen=True)
+class DkimConfig:
+    min_rsa_bits: int = doc("RSA keys shorter than this never pass (RFC 8301: 1024)", 1024)
+    max_signatures: int = doc("signatures verified per message; more are reported, not checked", 8)
+    require_from_signed: bool = doc("a signature whose h= lacks From does not pass", True)
+
+
+@dataclass(frozen=True)
+class DmarcConfig:
+    tree_walk_max_labels: int = doc("labels kept when starting the RFC 9989 DNS tree walk", 8)
+
+
+@dataclass(frozen=True)
+class ArcConfig:
+    trusted_sealers: list[str] = doc(
+        "ARC sealer domains whose chain may override a DMARC failure (mailing lists, forwarders)",
+        factory=list,
+    )
+
+
+@dataclass(frozen=True)
+class VerdictConfig:
+    tag: float = doc("score from which the message is tagged", 4.0)
+    quarantine: float = doc("score from which the message is quarantined", 10.0)
+    reject: float = doc("score from which the message is rejected", 15.0)
+    forced: dict[str, str] = doc(
+        "symbol -> disposition that finding forces whatever the score (like rspamd's "
+        "force_actions)",
+        factory=lambda: {
+            "DMARC_FAIL_REJECT": "reject",
+            "DMARC_FAIL_QUARANTINE": "quarantine",
+            "DMARC_TEMPERROR": "tempfail",
+            "CHECK_TEMPERROR": "tempfail",
+        },
+    )
+
+
+@dataclass(frozen=True)
+class Config:
+    site: SiteConfig = field(default_factory=SiteConfig)
+    dns: DnsConfig = field(default_factory=DnsConfig)
+    checks: ChecksConfig = field(default_factory=ChecksConfig)
+    spf: SpfConfig = field(default_factory=SpfConfig)
+    dkim: DkimConfig = field(default_factory=DkimConfig)
+    dmarc: DmarcConfig = field(default_factory=DmarcConfig)
+    arc: ArcConfig = field(default_factory=ArcConfig)
+    verdict: VerdictConfig = field(default_factory=VerdictConfig)
+    scores: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def authserv_id(self) -> str:
+        return self.site.authserv_id or socket.getfqdn() or "localhost"
+
+
+def _check_type(where: str, hint: Any, value: Any) -> Any:
+    origin = typing.get_origin(hint)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    if origin is list:
+        (item,) = typing.get_args(hint)
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        return [_check_type(f"{where}[{i}]", item, v) for i, v in enumerate(value)]
+    if origin is dict:
+        _, item = typing.get_args(hint)
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a table, got {value!r}")
+        return {str(k): _check_type(f"{where}.{k}", item, v) for k, v in value.items()}
+    if origin in (types.UnionType, typing.Union):
+        raise ConfigError(f"{where}: unsupported union type")
+    raise ConfigError(f"{where}: unsupported type {hint!r}")
+
+
+def _build(cls: type, values: dict[str, Any], where: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in known:
+            raise ConfigError(f"unknown configuration key {where}{key}")
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{where}{key}: expected a [{key}] table")
+            kwargs[key] = _build(hint, value, f"{where}{key}.")
+        else:
+            kwargs[key] = _check_type(f"{where}{key}", hint, value)
+    return cls(**kwargs)
+
+
+def from_dict(values: dict[str, Any], source: str = "configuration") -> Config:
+    try:
+        config: Config = _build(Config, values, "")
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    _validate(config, source)
+    return config
+
+
+def _validate(config: Config, source: str) -> None:
+    allowed = {"accept", "tag", "quarantine", "reject", "tempfail"}
+    for symbol, disposition in config.verdict.forced.items():
+        if disposition not in allowed:
+            raise ConfigError(
+                f"{source}: verdict.forced.{symbol}: {disposition!r} is not one of "
+                + ", ".join(sorted(allowed))
+            )
+    v = config.verdict
+    if not v.tag <= v.quarantine <= v.reject:
+        raise ConfigError(f"{source}: verdict thresholds must satisfy tag <= quarantine <= reject")
+
+
+def load(path: str | Path | None) -> Config:
+    """Read the TOML file at ``path``; None gives the embedded defaults."""
+    if path is None:
+        return Config()
+    try:
+        text = Path(path).read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read configuration {path}: {exc.strerror or exc}") from None
+    try:
+        values = tomllib.loads(text.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return from_dict(values, str(path))
+
+
+def documented_keys() -> list[tuple[str, str, Any]]:
+    """Every configuration key as (dotted name, doc, default), for docs and `mailward config`."""
+    out: list[tuple[str, str, Any]] = []
+    hints = typing.get_type_hints(Config)
+    for section in dataclasses.fields(Config):
+        hint = hints[section.name]
+        if not dataclasses.is_dataclass(hint):
+            out.append((section.name, "symbol -> score overrides for findings", {}))
+            continue
+        instance = hint()
+        for f in dataclasses.fields(hint):
+            out.append((f"{section.name}.{f.name}", f.metadata["doc"], getattr(instance, f.name)))
+    return out
