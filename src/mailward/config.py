@@ -93,7 +93,6 @@ class VerdictConfig:
             "DMARC_FAIL_REJECT": "reject",
             "DMARC_FAIL_QUARANTINE": "quarantine",
             "DMARC_TEMPERROR": "tempfail",
-            "CHECK_TEMPERROR": "tempfail",
         },
     )
 

@@ -178,8 +178,6 @@ def _split_fields(block: bytes) -> tuple[list[HeaderField], list[Finding]]:
             current = []
         if _FIELD_NAME.match(line):
             current = [line]
-            if not line.isascii():
-                eight_bit += 1
         else:
             malformed += 1
     if current:
