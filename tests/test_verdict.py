@@ -17,7 +17,9 @@ def decide(*findings: Finding, **cfg: object):  # type: ignore[no-untyped-def]
 
 
 def test_all_pass_accepts() -> None:
-    v = decide(f("SPF_PASS", Result.PASS), f("DKIM_PASS", Result.PASS), f("DMARC_PASS", Result.PASS))
+    v = decide(
+        f("SPF_PASS", Result.PASS), f("DKIM_PASS", Result.PASS), f("DMARC_PASS", Result.PASS)
+    )
     assert v.disposition is Disposition.ACCEPT and v.score < 0 and v.forced_by is None
     assert "really from example.com" in v.recipient_explanation
 

@@ -38,6 +38,9 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--json", action="store_true", help="print one JSON object")
     check.add_argument("--now", type=float, help="evaluate as of this Unix time (signatures)")
 
+    serve = sub.add_parser("serve", help="run the hub: SMTP listeners, spool and delivery")
+    serve.add_argument("--config", help="TOML configuration file")
+
     cfg = sub.add_parser("config", help="print every configuration key with its default")
     cfg.add_argument("--config", help="validate this TOML file")
     return parser
@@ -50,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
             return _check(args)
         if args.command == "config":
             return _config(args)
+        if args.command == "serve":
+            return _serve(args)
     except UsageError as exc:
         print(f"mailward: {exc}", file=sys.stderr)
         return 2
@@ -112,6 +117,21 @@ def _check(args: argparse.Namespace) -> int:
         print(json.dumps(json_report(evaluation), indent=2, ensure_ascii=False))
     else:
         print(human_report(evaluation, message))
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import logging
+
+    from mailward.serve import serve
+
+    config = _load_config(args.config)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        asyncio.run(serve(config))
+    except (OSError, ZoneError) as exc:
+        print(f"mailward: cannot start: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -98,8 +98,50 @@ class VerdictConfig:
 
 
 @dataclass(frozen=True)
+class ServerConfig:
+    data_dir: str = doc("directory for the store, the spool, TLS keys and local Maildirs", "./var")
+    workers: int = doc("hub processes sharing the listening sockets; 0 = one per CPU core", 1)
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    inbound_listen: str = doc("host:port of the inbound (MX) listener", "127.0.0.1:2525")
+    submission_listen: str = doc(
+        "host:port of the submission listener (STARTTLS)", "127.0.0.1:2587"
+    )
+    submission_tls_listen: str = doc(
+        "host:port of the submission listener with implicit TLS (RFC 8314)", "127.0.0.1:2465"
+    )
+    hostname: str = doc("our name in the banner and in Received; empty = this host's name", "")
+    tls_cert: str = doc("PEM certificate chain; empty = self-signed, made on first start", "")
+    tls_key: str = doc("PEM private key for tls_cert", "")
+    max_message_size: int = doc("largest message accepted, bytes (SIZE)", 25 * 1024 * 1024)
+    max_recipients: int = doc("recipients per message", 100)
+    max_header_fields: int = doc("header fields per message before 552", 1000)
+    command_timeout: float = doc("seconds of client silence before the connection is closed", 300.0)
+    data_timeout: float = doc("seconds the whole DATA phase may take", 600.0)
+    max_connections: int = doc("simultaneous connections per listener", 500)
+    max_connections_per_ip: int = doc("simultaneous connections from one client IP", 20)
+    verdict_timeout: float = doc("seconds the checks may take at end of DATA before 451", 30.0)
+
+
+@dataclass(frozen=True)
+class DeliveryConfig:
+    downstream: str = doc(
+        "relay accepted inbound mail to smtp://host:port; empty = Maildir under data_dir", ""
+    )
+    retry_base: float = doc("first retry delay in seconds; doubles per attempt", 60.0)
+    retry_max: float = doc("longest delay between two attempts, seconds", 3600.0)
+    max_age: float = doc("seconds a message may stay queued before it fails", 5 * 86400.0)
+    concurrency: int = doc("messages delivered at the same time", 20)
+
+
+@dataclass(frozen=True)
 class Config:
     site: SiteConfig = field(default_factory=SiteConfig)
+    server: ServerConfig = field(default_factory=ServerConfig)
+    smtp: SmtpConfig = field(default_factory=SmtpConfig)
+    delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
     dns: DnsConfig = field(default_factory=DnsConfig)
     checks: ChecksConfig = field(default_factory=ChecksConfig)
     spf: SpfConfig = field(default_factory=SpfConfig)
@@ -111,7 +153,11 @@ class Config:
 
     @property
     def authserv_id(self) -> str:
-        return self.site.authserv_id or socket.getfqdn() or "localhost"
+        return self.site.authserv_id or self.hostname
+
+    @property
+    def hostname(self) -> str:
+        return self.smtp.hostname or socket.getfqdn() or "localhost"
 
 
 def _check_type(where: str, hint: Any, value: Any) -> Any:

@@ -150,7 +150,9 @@ def parse_headers(raw: bytes) -> ParsedHeaders:
     defects.extend(field_defects)
     if len(fields) > MAX_HEADER_FIELDS:
         defects.append(
-            _defect("MSG_TOO_MANY_HEADERS", f"{len(fields)} header fields (limit {MAX_HEADER_FIELDS})")
+            _defect(
+                "MSG_TOO_MANY_HEADERS", f"{len(fields)} header fields (limit {MAX_HEADER_FIELDS})"
+            )
         )
     parsed = ParsedHeaders(canonical, fields, body_offset, defects)
     parsed.from_addresses = _from_addresses(parsed, defects)

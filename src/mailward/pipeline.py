@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -45,10 +46,9 @@ class Pipeline:
         parsed = tx.message.parsed
         results: dict[str, list[Finding]] = {"message": list(parsed.defects)}
         ctx = CheckContext(self.resolver, self.config, results, now)
-        try:
+        # unfinished checks become temperror findings below
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._run_all(tx, ctx, results), self.config.checks.budget)
-        except TimeoutError:
-            pass  # unfinished checks were already turned into temperror findings below
         for check in self.checks:
             if check.name not in results:
                 results[check.name] = [_temperror(check, "the message's time budget ran out")]

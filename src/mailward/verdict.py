@@ -9,7 +9,7 @@ from functools import cache
 from importlib import resources
 
 from mailward.config import Config
-from mailward.model import Disposition, Finding, Result, Verdict
+from mailward.model import Disposition, Finding, Verdict
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,190 @@
+"""The hub: what happens to a received message between the SMTP reply and delivery.
+
+`Hub.receive` is the one call the SMTP layer makes at end of DATA: it runs the pipeline, and for
+an accepted message writes it to the spool (fsynced) before returning, so the reply the SMTP
+layer derives from the outcome is only 250 when the message is safe on disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from mailward import actions
+from mailward.config import Config
+from mailward.delivery import Attempt, MaildirDelivery, SmtpRelayDelivery
+from mailward.dns import Resolver
+from mailward.model import Disposition, Transaction
+from mailward.pipeline import Evaluation, Pipeline
+from mailward.spool import Recipient, Spool, SpoolEntry, new_queue_id
+
+log = logging.getLogger("mailward.hub")
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What happened to a received message: the evaluation and where the message went."""
+
+    queue_id: str
+    evaluation: Evaluation
+    stored: str  # queued | quarantined | refused
+
+
+class Hub:
+    """Owns the pipeline, the spool, the quarantine and the delivery runner."""
+
+    def __init__(self, config: Config, resolver: Resolver, pipeline: Pipeline | None = None):
+        self.config = config
+        self.resolver = resolver
+        self.pipeline = pipeline or Pipeline(config, resolver)
+        self.data_dir = Path(config.server.data_dir)
+        self.spool = Spool(self.data_dir / "spool")
+        self.quarantine_dir = self.data_dir / "quarantine"
+        self.quarantine_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.maildir = MaildirDelivery(self.data_dir / "maildir")
+        downstream = config.delivery.downstream
+        self.relay = SmtpRelayDelivery(downstream, config.hostname) if downstream else None
+        self._wake = asyncio.Event()
+        self._runner: asyncio.Task[None] | None = None
+        self._active: set[str] = set()
+        self._stopping = False
+
+    async def receive(self, tx: Transaction) -> Outcome:
+        """Evaluate and store one message. Raises on internal failure (the caller answers 451)."""
+        tx.queue_id = tx.queue_id or new_queue_id()
+        evaluation = await asyncio.wait_for(
+            self.pipeline.evaluate(tx), self.config.smtp.verdict_timeout
+        )
+        disposition = evaluation.verdict.disposition
+        if disposition in (Disposition.REJECT, Disposition.TEMPFAIL):
+            outcome = Outcome(tx.queue_id, evaluation, "refused")
+        else:
+            raw = actions.prepare_inbound(
+                tx.message.parsed, tx.connection, self.config.hostname, self.config.authserv_id,
+                evaluation.authentication_results, tx.queue_id, tx.envelope.rcpt_to,
+            )
+            if disposition is Disposition.QUARANTINE:
+                await asyncio.to_thread(self._quarantine, tx.queue_id, raw)
+                outcome = Outcome(tx.queue_id, evaluation, "quarantined")
+            else:
+                entry = SpoolEntry(
+                    tx.queue_id, tx.envelope.mail_from,
+                    [Recipient(r) for r in tx.envelope.rcpt_to], time.time(),
+                    disposition=str(disposition),
+                    # never bounce mail whose sender we could not verify (no backscatter)
+                    bounce_allowed=False,
+                )
+                await asyncio.to_thread(self.spool.enqueue, raw, entry)
+                self._wake.set()
+                outcome = Outcome(tx.queue_id, evaluation, "queued")
+        v = evaluation.verdict
+        log.info(
+            "%s from=<%s> to=%s ip=%s disposition=%s score=%.1f forced=%s stored=%s",
+            tx.queue_id, tx.envelope.mail_from, ",".join(tx.envelope.rcpt_to),
+            tx.connection.ip, v.disposition, v.score, v.forced_by or "-", outcome.stored,
+        )
+        return outcome
+
+    def _quarantine(self, queue_id: str, raw: bytes) -> None:
+        path = self.quarantine_dir / f"{queue_id}.eml"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, raw)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    # --- delivery -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        for qid in self.spool.recover():
+            log.info("%s recovered from the spool", qid)
+        self._runner = asyncio.create_task(self._run_deliveries(), name="delivery")
+
+    async def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        if self._runner is not None:
+            await self._runner
+
+    async def _run_deliveries(self) -> None:
+        limit = asyncio.Semaphore(self.config.delivery.concurrency)
+        tasks: set[asyncio.Task[None]] = set()
+        while not self._stopping:
+            self._wake.clear()
+            now = time.time()
+            next_due = now + 30
+            for qid in await asyncio.to_thread(self.spool.queued):
+                if qid in self._active:
+                    continue
+                try:
+                    entry = self.spool.entry(qid)
+                except OSError as exc:
+                    log.error("%s unreadable queue entry: %s", qid, exc)
+                    continue
+                if entry.next_attempt > now:
+                    next_due = min(next_due, entry.next_attempt)
+                    continue
+                self._active.add(qid)
+                task = asyncio.create_task(self._deliver_one(limit, entry))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), max(0.05, next_due - time.time()))
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _deliver_one(self, limit: asyncio.Semaphore, entry: SpoolEntry) -> None:
+        qid = entry.queue_id
+        try:
+            async with limit:
+                raw = await asyncio.to_thread(self.spool.message, qid)
+                results = await self._attempt(entry, raw)
+                entry.attempts += 1
+                for index, rcpt in enumerate(entry.recipients):
+                    result = results.get(rcpt.address)
+                    if rcpt.status != "pending" or result is None:
+                        continue
+                    rcpt.attempts += 1
+                    rcpt.last_reply = result.reply
+                    if result.status in ("delivered", "failed"):
+                        rcpt.status = result.status
+                    log.info(
+                        "%s to=<%s> status=%s reply=%s", qid, rcpt.address, result.status,
+                        result.reply, extra={"recipient_index": index},
+                    )
+                if not entry.pending:
+                    await asyncio.to_thread(self.spool.remove, qid)
+                elif time.time() - entry.received_at > self.config.delivery.max_age:
+                    for rcpt in entry.pending:
+                        rcpt.status = "failed"
+                        rcpt.last_reply = "gave up: too long in the queue"
+                    await asyncio.to_thread(self.spool.remove, qid)
+                else:
+                    d = self.config.delivery
+                    delay = min(d.retry_base * 2 ** (entry.attempts - 1), d.retry_max)
+                    entry.next_attempt = time.time() + delay
+                    await asyncio.to_thread(self.spool.update, entry)
+        except Exception:
+            log.exception("%s delivery failed unexpectedly; it stays queued", qid)
+        finally:
+            self._active.discard(qid)
+
+    async def _attempt(self, entry: SpoolEntry, raw: bytes) -> dict[str, Attempt]:
+        pending = entry.pending
+        if self.relay is not None:
+            return await self.relay.deliver_many(
+                entry.mail_from, [r.address for r in pending], raw
+            )
+        results = {}
+        for index, rcpt in enumerate(entry.recipients):
+            if rcpt.status == "pending":
+                results[rcpt.address] = await self.maildir.deliver(
+                    entry.queue_id, index, rcpt.address, raw
+                )
+        return results

@@ -1,0 +1,1 @@
+"""SMTP listeners: the protocol side of the hub (inbound MX and authenticated submission)."""
