@@ -129,6 +129,7 @@ def test_invalid_names_are_nxdomain_without_asking() -> None:
 def test_exists_combines_a_aaaa_mx() -> None:
     resolver = ZoneResolver(ZONES)
     assert run(resolver.exists("example.com")).ok
+    assert run(resolver.exists("multi.example.com")).ok  # only TXT: NODATA, still exists
     assert run(resolver.exists("nope.example.com")).status is Status.NXDOMAIN
     assert run(resolver.exists("slow.example.com")).status is Status.TEMPERROR
 
@@ -159,3 +160,22 @@ def test_suite_document_with_zonedata_key(tmp_path: Path) -> None:
     path = tmp_path / "zones.yaml"
     path.write_text("zonedata:\n  example.org:\n    - TXT: hello\n")
     assert run(ZoneResolver.from_file(path).txt("example.org")).records == (b"hello",)
+
+
+def test_cancelled_caller_does_not_cancel_shared_lookup() -> None:
+    class Slow:
+        async def lookup(self, name: str, rdtype: str) -> Lookup:
+            await asyncio.sleep(0.05)
+            return Lookup(name, rdtype, Status.OK, (b"x",), 60)
+
+    resolver = Resolver(Slow())
+
+    async def go() -> Lookup:
+        first = asyncio.create_task(resolver.txt("example.com"))
+        await asyncio.sleep(0.01)
+        second = asyncio.create_task(resolver.txt("example.com"))
+        await asyncio.sleep(0.01)
+        first.cancel()
+        return await second
+
+    assert run(go()).records == (b"x",)

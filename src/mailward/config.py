@@ -49,7 +49,8 @@ class DnsConfig:
 @dataclass(frozen=True)
 class ChecksConfig:
     enabled: list[str] = doc(
-        "checks to run, by name", factory=lambda: ["spf", "dkim", "arc", "dmarc"]
+        "checks to run, by name",
+        factory=lambda: ["spf", "dkim", "arc", "dmarc", "identity", "content"],
     )
     budget: float = doc("seconds all checks of one message may take together", 20.0)
 
@@ -79,6 +80,32 @@ class ArcConfig:
         "ARC sealer domains whose chain may override a DMARC failure (mailing lists, forwarders)",
         factory=list,
     )
+
+
+@dataclass(frozen=True)
+class IdentityConfig:
+    protected_names: list[str] = doc(
+        "people and roles users trust; a display name imitating one is a finding when the mail "
+        "is from outside the site or not authenticated as the site",
+        factory=list,
+    )
+    partner_domains: list[str] = doc(
+        "outside domains users trust (suppliers, bank): lookalikes of them are findings",
+        factory=list,
+    )
+    protected_file: str = doc(
+        "CSV file with more protected identities: a header row with a name column and, "
+        "optionally, an email column (addresses that person really uses)",
+        "",
+    )
+
+
+@dataclass(frozen=True)
+class ContentConfig:
+    languages: list[str] = doc(
+        "phrase rule sets to apply (en, de, fr, es)", factory=lambda: ["en", "de", "fr", "es"]
+    )
+    scan_limit: int = doc("characters of decoded text scanned per message", 100_000)
 
 
 @dataclass(frozen=True)
@@ -134,6 +161,42 @@ class DeliveryConfig:
     retry_max: float = doc("longest delay between two attempts, seconds", 3600.0)
     max_age: float = doc("seconds a message may stay queued before it fails", 5 * 86400.0)
     concurrency: int = doc("messages delivered at the same time", 20)
+    mx_port: int = doc("TCP port for delivery to other sites' MX hosts (25; test labs only)", 25)
+    https_port: int = doc("TCP port for MTA-STS policy fetches (443; test labs only)", 443)
+    tls_ca_file: str = doc(
+        "CA bundle for verifying MX certificates under MTA-STS; empty = the system's", ""
+    )
+
+
+KEEP_RAW_CHOICES = ("none", "quarantine", "quarantine-and-reported")
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    url: str = doc(
+        "SQLAlchemy database URL of the central store (e.g. postgresql+psycopg://mailward@db/"
+        "mailward); empty = SQLite file mailward.db under the data directory (./var)",
+        "",
+    )
+    retention_days: int = doc(
+        "days log rows (transactions, findings, deliveries, events, ...) are kept before purge",
+        90,
+    )
+    keep_raw: str = doc(
+        "which raw messages the store keeps: none, quarantine, or quarantine-and-reported "
+        "(quarantined messages and those users report)",
+        "quarantine-and-reported",
+    )
+
+    def __post_init__(self) -> None:
+        if self.keep_raw not in KEEP_RAW_CHOICES:
+            raise ConfigError(
+                f"store.keep_raw: {self.keep_raw!r} is not one of " + ", ".join(KEEP_RAW_CHOICES)
+            )
+        if self.retention_days < 1:
+            raise ConfigError(
+                f"store.retention_days: must be at least 1, got {self.retention_days}"
+            )
 
 
 @dataclass(frozen=True)
@@ -148,7 +211,10 @@ class Config:
     dkim: DkimConfig = field(default_factory=DkimConfig)
     dmarc: DmarcConfig = field(default_factory=DmarcConfig)
     arc: ArcConfig = field(default_factory=ArcConfig)
+    identity: IdentityConfig = field(default_factory=IdentityConfig)
+    content: ContentConfig = field(default_factory=ContentConfig)
     verdict: VerdictConfig = field(default_factory=VerdictConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
     scores: dict[str, float] = field(default_factory=dict)
 
     @property

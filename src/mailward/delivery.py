@@ -5,11 +5,15 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import aiosmtplib
+
+from mailward.dns import Resolver, Status
+from mailward.mtasts import MtaStsResolver
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,3 +120,114 @@ class SmtpRelayDelivery:
 
 def _classify(code: int) -> str:
     return "failed" if 500 <= code < 600 else "deferred"
+
+
+class MxDelivery:
+    """Delivers to other sites by MX lookup, STARTTLS when offered, MTA-STS when published.
+
+    Under an MTA-STS ``enforce`` policy only MX hosts the policy names are used, and only over
+    TLS with a certificate valid for the MX host name; anything else defers the message.
+    """
+
+    def __init__(
+        self, resolver: Resolver, hostname: str, mta_sts: MtaStsResolver,
+        verified_tls: ssl.SSLContext, port: int = 25, timeout: float = 60.0,
+    ) -> None:
+        self.resolver = resolver
+        self.hostname = hostname
+        self.mta_sts = mta_sts
+        self.verified_tls = verified_tls
+        self.opportunistic_tls = ssl.create_default_context()
+        self.opportunistic_tls.check_hostname = False
+        self.opportunistic_tls.verify_mode = ssl.CERT_NONE
+        self.port = port
+        self.timeout = timeout
+
+    async def hosts(self, domain: str) -> tuple[list[str], str]:
+        """MX hosts in preference order (implicit MX: the domain itself), or an error text."""
+        mx = await self.resolver.mx(domain)
+        if mx.status is Status.TEMPERROR:
+            return [], f"MX lookup for {domain} failed: {mx.error}"
+        if mx.status is Status.NXDOMAIN:
+            return [], f"{domain} does not exist"
+        if mx.records:
+            hosts = [h for _, h in sorted(mx.records)]
+            if hosts == [""]:
+                return [], f"{domain} accepts no mail (null MX, RFC 7505)"
+            return hosts, ""
+        return [domain], ""
+
+    async def deliver_many(
+        self, mail_from: str, recipients: list[str], raw: bytes
+    ) -> dict[str, Attempt]:
+        by_domain: dict[str, list[str]] = {}
+        for rcpt in recipients:
+            by_domain.setdefault(rcpt.rpartition("@")[2].lower(), []).append(rcpt)
+        results: dict[str, Attempt] = {}
+        for domain, rcpts in by_domain.items():
+            results.update(await self._deliver_domain(domain, mail_from, rcpts, raw))
+        return results
+
+    async def _deliver_domain(
+        self, domain: str, mail_from: str, rcpts: list[str], raw: bytes
+    ) -> dict[str, Attempt]:
+        hosts, error = await self.hosts(domain)
+        if not hosts:
+            status = "deferred" if "failed" in error else "failed"
+            return {r: Attempt(status, error) for r in rcpts}
+        sts = await self.mta_sts.policy_for(domain)
+        if sts.temporary:
+            return {r: Attempt("deferred", sts.error) for r in rcpts}
+        enforce = sts.policy is not None and sts.policy.mode == "enforce"
+        if enforce and sts.policy is not None:
+            hosts = [h for h in hosts if sts.policy.allows(h)]
+            if not hosts:
+                return {r: Attempt("deferred", f"no MX of {domain} matches its MTA-STS policy")
+                        for r in rcpts}
+        last = Attempt("deferred", "no MX host could be reached")
+        for host in hosts:
+            address = await self.resolver.a(host)
+            if not address.ok or not address.records:
+                last = Attempt("deferred", f"{host} has no address")
+                continue
+            outcome = await self._send(host, address.records[0], enforce, mail_from, rcpts, raw)
+            if outcome is not None:
+                return outcome
+        return {r: last for r in rcpts}
+
+    async def _send(
+        self, host: str, ip: str, enforce: bool, mail_from: str, rcpts: list[str], raw: bytes
+    ) -> dict[str, Attempt] | None:
+        client = aiosmtplib.SMTP(
+            hostname=ip, port=self.port, local_hostname=self.hostname, timeout=self.timeout,
+            start_tls=False, use_tls=False,
+        )
+        try:
+            await client.connect()
+            await client.ehlo()
+            if client.supports_extension("starttls"):
+                context = self.verified_tls if enforce else self.opportunistic_tls
+                await client.starttls(tls_context=context, server_hostname=host)
+            elif enforce:
+                return None  # RFC 8461 4.2: no TLS, try the next MX
+            errors, reply = await client.sendmail(mail_from, rcpts, raw)
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            return {r.recipient: Attempt(_classify(r.code), f"{host}: {r.code} {r.message}")
+                    for r in exc.recipients}
+        except aiosmtplib.SMTPResponseException as exc:
+            if 400 <= exc.code < 500:
+                return None
+            return {r: Attempt(_classify(exc.code), f"{host}: {exc.code} {exc.message}")
+                    for r in rcpts}
+        except (aiosmtplib.SMTPException, OSError, TimeoutError, ssl.SSLError):
+            return None
+        finally:
+            if client.is_connected:
+                try:
+                    await client.quit()
+                except (aiosmtplib.SMTPException, OSError, TimeoutError):
+                    client.close()
+        out = {r: Attempt("delivered", f"{host}: {reply}") for r in rcpts}
+        for rcpt, (code, message) in errors.items():
+            out[rcpt] = Attempt(_classify(code), f"{host}: {code} {message}")
+        return out

@@ -99,32 +99,31 @@ class Resolver:
 
     async def query(self, name: str, rdtype: str) -> Lookup:
         name = normalize(name)
-        key = (name, rdtype)
         hit = self.cached(name, rdtype)
         if hit is not None:
             return hit
         self.stats.misses += 1
-        pending = self._inflight.get(key)
-        if pending is not None:
-            return await asyncio.shield(pending)
         if not valid_name(name):
             return Lookup(name, rdtype, Status.NXDOMAIN, error="invalid domain name")
-        future: asyncio.Future[Lookup] = asyncio.get_running_loop().create_future()
-        self._inflight[key] = future
+        key = (name, rdtype)
+        task = self._inflight.get(key)
+        if task is None:
+            # The lookup runs as its own task: a caller that is cancelled (its check ran out
+            # of time) must not cancel the answer other callers are waiting for.
+            task = asyncio.ensure_future(self._fetch(name, rdtype))
+            self._inflight[key] = task
+            task.add_done_callback(lambda _: self._inflight.pop(key, None))
+        return await asyncio.shield(task)
+
+    async def _fetch(self, name: str, rdtype: str) -> Lookup:
         try:
-            try:
-                result = await asyncio.wait_for(self.backend.lookup(name, rdtype), self.timeout)
-            except TimeoutError:
-                result = Lookup(name, rdtype, Status.TEMPERROR, error="timed out")
-            except Exception as exc:  # a backend bug must not become "no record"
-                result = Lookup(name, rdtype, Status.TEMPERROR, error=f"resolver error: {exc}")
-            self._store(key, result)
-            future.set_result(result)
-            return result
-        finally:
-            del self._inflight[key]
-            if not future.done():
-                future.cancel()
+            result = await asyncio.wait_for(self.backend.lookup(name, rdtype), self.timeout)
+        except TimeoutError:
+            result = Lookup(name, rdtype, Status.TEMPERROR, error="timed out")
+        except Exception as exc:  # a backend bug must not become "no record"
+            result = Lookup(name, rdtype, Status.TEMPERROR, error=f"resolver error: {exc}")
+        self._store((name, rdtype), result)
+        return result
 
     def cached(self, name: str, rdtype: str) -> Lookup | None:
         """A fresh cached answer, or None. Synchronous: for libraries that cannot await."""
@@ -169,9 +168,10 @@ class Resolver:
         return await self.query(name, "PTR")
 
     async def exists(self, name: str) -> Lookup:
-        """Whether a domain exists (RFC 9989 np=): any A, AAAA or MX answer; NXDOMAIN on all."""
+        """Whether a domain exists (RFC 9989 np=, App. A.4): it does unless the A, AAAA and MX
+        queries all say NXDOMAIN; a name with only other records (NODATA) exists."""
         results = await asyncio.gather(self.a(name), self.aaaa(name), self.mx(name))
-        if any(r.ok and r.records for r in results):
+        if any(r.ok for r in results):
             return Lookup(name, "EXISTS", Status.OK, records=(True,))
         if any(r.status is Status.TEMPERROR for r in results):
             errors = "; ".join(r.error for r in results if r.error)

@@ -11,16 +11,23 @@ import asyncio
 import contextlib
 import logging
 import os
+import ssl
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from mailward import actions
+from aiosmtpd.smtp import Envelope as SmtpEnvelope
+from aiosmtpd.smtp import Session
+
+from mailward import actions, signing
 from mailward.config import Config
-from mailward.delivery import Attempt, MaildirDelivery, SmtpRelayDelivery
+from mailward.delivery import Attempt, MaildirDelivery, MxDelivery, SmtpRelayDelivery
 from mailward.dns import Resolver
-from mailward.model import Disposition, Transaction
+from mailward.keys import KeyStore
+from mailward.model import Disposition, Message, Transaction
+from mailward.mtasts import MtaStsResolver
 from mailward.pipeline import Evaluation, Pipeline
+from mailward.smtp.common import connection_of
 from mailward.spool import Recipient, Spool, SpoolEntry, new_queue_id
 
 log = logging.getLogger("mailward.hub")
@@ -49,6 +56,14 @@ class Hub:
         self.maildir = MaildirDelivery(self.data_dir / "maildir")
         downstream = config.delivery.downstream
         self.relay = SmtpRelayDelivery(downstream, config.hostname) if downstream else None
+        self.site_domains = frozenset(d.lower() for d in config.site.domains)
+        self.keys = KeyStore(self.data_dir)
+        verified = ssl.create_default_context(cafile=config.delivery.tls_ca_file or None)
+        self.mx = MxDelivery(
+            resolver, config.hostname,
+            MtaStsResolver(resolver, verified, https_port=config.delivery.https_port),
+            verified, port=config.delivery.mx_port,
+        )
         self._wake = asyncio.Event()
         self._runner: asyncio.Task[None] | None = None
         self._active: set[str] = set()
@@ -175,16 +190,50 @@ class Hub:
         finally:
             self._active.discard(qid)
 
+    def is_local(self, address: str) -> bool:
+        return address.rpartition("@")[2].lower() in self.site_domains
+
     async def _attempt(self, entry: SpoolEntry, raw: bytes) -> dict[str, Attempt]:
-        pending = entry.pending
-        if self.relay is not None:
-            return await self.relay.deliver_many(
-                entry.mail_from, [r.address for r in pending], raw
+        local = [r for r in entry.pending if self.is_local(r.address)]
+        remote = [r.address for r in entry.pending if not self.is_local(r.address)]
+        results: dict[str, Attempt] = {}
+        if remote:
+            results.update(await self.mx.deliver_many(entry.mail_from, remote, raw))
+        if local and self.relay is not None:
+            results.update(
+                await self.relay.deliver_many(entry.mail_from, [r.address for r in local], raw)
             )
-        results = {}
-        for index, rcpt in enumerate(entry.recipients):
-            if rcpt.status == "pending":
-                results[rcpt.address] = await self.maildir.deliver(
-                    entry.queue_id, index, rcpt.address, raw
-                )
+        elif local:
+            for index, rcpt in enumerate(entry.recipients):
+                if rcpt in local:
+                    results[rcpt.address] = await self.maildir.deliver(
+                        entry.queue_id, index, rcpt.address, raw
+                    )
         return results
+
+    # --- submission -----------------------------------------------------------------------
+
+    async def submit(
+        self, user: str, session: Session, envelope: SmtpEnvelope, message: Message
+    ) -> str:
+        """Sign and queue a message from an authenticated user; fsynced before returning."""
+        qid = new_queue_id()
+        connection = connection_of(session)
+        raw = actions.received_header(
+            connection, self.config.hostname, qid, None, time.time(), protocol="ESMTP"
+        ) + message.parsed.canonical
+        from_domain = message.parsed.from_domain or envelope.mail_from.rpartition("@")[2]
+        signatures = b""
+        for key in self.keys.keys_for(from_domain):
+            signatures += signing.dkim_sign(
+                raw, key.domain, key.selector, key.private, algorithm=key.algorithm
+            )
+        entry = SpoolEntry(
+            qid, envelope.mail_from or "", [Recipient(r) for r in envelope.rcpt_tos],
+            time.time(), direction="outbound", bounce_allowed=True, extra={"user": user},
+        )
+        await asyncio.to_thread(self.spool.enqueue, signatures + raw, entry)
+        self._wake.set()
+        log.info("%s submitted by %s from=<%s> to=%s signed=%s", qid, user,
+                 envelope.mail_from, ",".join(envelope.rcpt_tos), bool(signatures))
+        return qid

@@ -9,34 +9,11 @@ from aiosmtpd.smtp import SMTP, Session
 from aiosmtpd.smtp import Envelope as SmtpEnvelope
 
 from mailward.hub import Hub, Outcome
-from mailward.model import Connection, Disposition, Envelope, Message, Transaction
+from mailward.model import Disposition, Envelope, Message, Transaction
+from mailward.smtp.common import EXTENSIONS, connection_of, has_bare_line_ending
 from mailward.smtp.relay import check_recipient
 
 log = logging.getLogger("mailward.smtp")
-
-EXTENSIONS = ("250-PIPELINING", "250-ENHANCEDSTATUSCODES")
-
-
-def connection_of(session: Session) -> Connection:
-    peer = session.peer
-    ip = peer[0] if isinstance(peer, tuple) else None
-    if ip and ip.startswith("::ffff:"):
-        ip = ip[7:]
-    tls = session.ssl or {}
-    cipher = tls.get("cipher")
-    return Connection(
-        ip=ip,
-        helo=session.host_name,
-        tls_version=cipher[1] if cipher else None,
-        tls_cipher=cipher[0] if cipher else None,
-        auth_user=session.auth_data if session.authenticated else None,
-    )
-
-
-def has_bare_line_ending(data: bytes) -> bool:
-    """A LF not preceded by CR, or a CR not followed by LF (SMTP smuggling, RFC 5321 2.3.8)."""
-    return data.count(b"\n") != data.count(b"\r\n") or data.count(b"\r") != data.count(b"\r\n")
-
 
 def reply_for(outcome: Outcome) -> str:
     """Turn the hub's outcome into the SMTP reply."""

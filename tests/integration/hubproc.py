@@ -1,0 +1,124 @@
+"""Start a real `mailward serve` process on free loopback ports for integration tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+MAILWARD = str(Path(sys.executable).with_name("mailward"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, proc: subprocess.Popen[bytes] | None = None, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"hub exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on {port}")
+
+
+@dataclass
+class HubProcess:
+    """A running hub: its ports, data directory and log file."""
+
+    workdir: Path
+    zones: dict[str, object]
+    extra_config: str = ""
+    inbound_port: int = field(default_factory=free_port)
+    submission_port: int = field(default_factory=free_port)
+    submission_tls_port: int = field(default_factory=free_port)
+    web_port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def data_dir(self) -> Path:
+        return self.workdir / "var"
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / "hub.log"
+
+    @property
+    def config_path(self) -> Path:
+        return self.workdir / "mailward.toml"
+
+    def write_config(self) -> None:
+        (self.workdir / "zones.yaml").write_text(yaml.safe_dump(self.zones))
+        self.config_path.write_text(
+            f"""
+[site]
+authserv_id = "mx.ourcorp.example"
+domains = ["ourcorp.example"]
+[server]
+data_dir = "{self.data_dir}"
+[dns]
+zone_file = "{self.workdir / 'zones.yaml'}"
+[smtp]
+hostname = "mx.ourcorp.example"
+inbound_listen = "127.0.0.1:{self.inbound_port}"
+submission_listen = "127.0.0.1:{self.submission_port}"
+submission_tls_listen = "127.0.0.1:{self.submission_tls_port}"
+{self.extra_config}
+"""
+        )
+
+    def start(self) -> HubProcess:
+        self.write_config()
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [MAILWARD, "serve", "--config", str(self.config_path)],
+            stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        try:
+            wait_port(self.inbound_port, self.proc)
+        except Exception:
+            self.stop()
+            raise RuntimeError(f"hub did not start:\n{self.log()}") from None
+        return self
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else 0
+        self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def maildir(self, address: str) -> list[bytes]:
+        new = self.data_dir / "maildir" / address.lower() / "new"
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            files = sorted(new.glob("*")) if new.exists() else []
+            if files:
+                return [p.read_bytes() for p in files]
+            time.sleep(0.05)
+        return []
