@@ -31,7 +31,7 @@ def test_forged_ceo_is_rejected_with_reasons_json() -> None:
     report = json.loads(out)
     ar = report["authentication_results"]
     assert ar.startswith("mx.ourcorp.example;")
-    assert "spf=fail smtp.mailfrom=ceo@ourcorp.example" in ar
+    assert "spf=fail" in ar and "smtp.mailfrom=ceo@ourcorp.example" in ar
     assert "dkim=none" in ar
     assert "dmarc=fail" in ar and "header.from=ourcorp.example" in ar
     assert "policy.dmarc=reject" in ar

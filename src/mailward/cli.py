@@ -41,6 +41,38 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the hub: SMTP listeners, spool and delivery")
     serve.add_argument("--config", help="TOML configuration file")
 
+    users = sub.add_parser("users", help="manage the accounts that may submit mail")
+    users_sub = users.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    add = users_sub.add_parser("add", help="create an account")
+    add.add_argument("name")
+    add.add_argument("--address", action="append", default=[], help="owned address (repeat)")
+    add.add_argument("--alias", action="append", default=[], help="alias it may send as")
+    add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    users_sub.add_parser("remove", help="delete an account").add_argument("name")
+    passwd = users_sub.add_parser("passwd", help="change a password")
+    passwd.add_argument("name")
+    passwd.add_argument("--password-stdin", action="store_true")
+    users_sub.add_parser("list", help="list accounts and their addresses")
+    for p in users_sub.choices.values():
+        p.add_argument("--config", help="TOML configuration file")
+
+    keys = sub.add_parser("keys", help="DKIM signing keys of the site's domains")
+    keys_sub = keys.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    gen = keys_sub.add_parser("generate", help="create RSA-2048 and Ed25519 keys for a domain")
+    gen.add_argument("domain")
+    gen.add_argument("--selector", help="selector prefix (default mwYYYYMM); r/e appended")
+    keys_sub.add_parser("list", help="print the DNS records of every key")
+    for p in keys_sub.choices.values():
+        p.add_argument("--config", help="TOML configuration file")
+
+    queue = sub.add_parser("queue", help="the delivery queue")
+    queue_sub = queue.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    queue_sub.add_parser("list", help="queued messages")
+    queue_sub.add_parser("flush", help="retry every queued message now")
+    queue_sub.add_parser("remove", help="drop a queued message").add_argument("queue_id")
+    for p in queue_sub.choices.values():
+        p.add_argument("--config", help="TOML configuration file")
+
     cfg = sub.add_parser("config", help="print every configuration key with its default")
     cfg.add_argument("--config", help="validate this TOML file")
     return parser
@@ -55,6 +87,14 @@ def main(argv: list[str] | None = None) -> int:
             return _config(args)
         if args.command == "serve":
             return _serve(args)
+        if args.command in ("users", "keys", "queue"):
+            from mailward import admin
+
+            try:
+                return getattr(admin, args.command)(_load_config(args.config), args)
+            except admin.AdminError as exc:
+                print(f"mailward: {exc}", file=sys.stderr)
+                return 1
     except UsageError as exc:
         print(f"mailward: {exc}", file=sys.stderr)
         return 2

@@ -127,7 +127,6 @@ class VerdictConfig:
 @dataclass(frozen=True)
 class ServerConfig:
     data_dir: str = doc("directory for the store, the spool, TLS keys and local Maildirs", "./var")
-    workers: int = doc("hub processes sharing the listening sockets; 0 = one per CPU core", 1)
 
 
 @dataclass(frozen=True)
@@ -146,10 +145,21 @@ class SmtpConfig:
     max_recipients: int = doc("recipients per message", 100)
     max_header_fields: int = doc("header fields per message before 552", 1000)
     command_timeout: float = doc("seconds of client silence before the connection is closed", 300.0)
-    data_timeout: float = doc("seconds the whole DATA phase may take", 600.0)
     max_connections: int = doc("simultaneous connections per listener", 500)
     max_connections_per_ip: int = doc("simultaneous connections from one client IP", 20)
     verdict_timeout: float = doc("seconds the checks may take at end of DATA before 451", 30.0)
+    shutdown_grace: float = doc("seconds sessions may go on after SIGTERM before 421", 10.0)
+
+
+@dataclass(frozen=True)
+class SubmissionConfig:
+    shared_addresses: dict[str, list[str]] = doc(
+        "role address -> users who may send as it, e.g. {\"it-support@ourcorp.example\" = "
+        "[\"alice\", \"bob\"]}",
+        factory=dict,
+    )
+    max_auth_failures: int = doc("failed logins per IP or account within auth_window", 5)
+    auth_window: float = doc("seconds over which failed logins are counted", 600.0)
 
 
 @dataclass(frozen=True)
@@ -205,6 +215,7 @@ class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     smtp: SmtpConfig = field(default_factory=SmtpConfig)
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
+    submission: SubmissionConfig = field(default_factory=SubmissionConfig)
     dns: DnsConfig = field(default_factory=DnsConfig)
     checks: ChecksConfig = field(default_factory=ChecksConfig)
     spf: SpfConfig = field(default_factory=SpfConfig)

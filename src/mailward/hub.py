@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import os
 import ssl
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aiosmtpd.smtp import Envelope as SmtpEnvelope
 from aiosmtpd.smtp import Session
@@ -24,11 +26,14 @@ from mailward.config import Config
 from mailward.delivery import Attempt, MaildirDelivery, MxDelivery, SmtpRelayDelivery
 from mailward.dns import Resolver
 from mailward.keys import KeyStore
-from mailward.model import Disposition, Message, Transaction
+from mailward.model import Disposition, Envelope, Message, Transaction
 from mailward.mtasts import MtaStsResolver
 from mailward.pipeline import Evaluation, Pipeline
 from mailward.smtp.common import connection_of
 from mailward.spool import Recipient, Spool, SpoolEntry, new_queue_id
+
+if TYPE_CHECKING:
+    from mailward.store.recorder import Recorder
 
 log = logging.getLogger("mailward.hub")
 
@@ -45,8 +50,12 @@ class Outcome:
 class Hub:
     """Owns the pipeline, the spool, the quarantine and the delivery runner."""
 
-    def __init__(self, config: Config, resolver: Resolver, pipeline: Pipeline | None = None):
+    def __init__(
+        self, config: Config, resolver: Resolver, pipeline: Pipeline | None = None,
+        recorder: Recorder | None = None,
+    ) -> None:
         self.config = config
+        self.recorder = recorder
         self.resolver = resolver
         self.pipeline = pipeline or Pipeline(config, resolver)
         self.data_dir = Path(config.server.data_dir)
@@ -97,6 +106,7 @@ class Hub:
                 await asyncio.to_thread(self.spool.enqueue, raw, entry)
                 self._wake.set()
                 outcome = Outcome(tx.queue_id, evaluation, "queued")
+        self._record_transaction(tx, evaluation, str(evaluation.verdict.disposition))
         v = evaluation.verdict
         log.info(
             "%s from=<%s> to=%s ip=%s disposition=%s score=%.1f forced=%s stored=%s",
@@ -104,6 +114,30 @@ class Hub:
             tx.connection.ip, v.disposition, v.score, v.forced_by or "-", outcome.stored,
         )
         return outcome
+
+    def _record_transaction(
+        self, tx: Transaction, evaluation: Evaluation | None, disposition: str
+    ) -> None:
+        if self.recorder is None:
+            return
+        parsed = tx.message.parsed
+        sender = parsed.from_addresses[0].address if parsed.from_addresses else None
+        verdict = evaluation.verdict if evaluation else None
+        try:
+            self.recorder.record_transaction(
+                queue_id=tx.queue_id, mail_from=tx.envelope.mail_from,
+                recipients=tx.envelope.rcpt_to, disposition=disposition,
+                score=verdict.score if verdict else 0.0,
+                forced_by=verdict.forced_by if verdict else None,
+                findings=evaluation.findings if evaluation else (),
+                connection_id=tx.connection.connection_id,
+                message_id=parsed.first("Message-ID"), header_from=parsed.first("From"),
+                from_address=sender, reply_to=parsed.first("Reply-To"),
+                subject=parsed.first("Subject"), size=len(tx.message.raw),
+                body_sha256=hashlib.sha256(parsed.body).hexdigest(),
+            )
+        except Exception:  # the log must never lose the mail
+            log.exception("%s could not be logged to the store", tx.queue_id)
 
     def _quarantine(self, queue_id: str, raw: bytes) -> None:
         path = self.quarantine_dir / f"{queue_id}.eml"
@@ -115,6 +149,10 @@ class Hub:
             os.close(fd)
 
     # --- delivery -------------------------------------------------------------------------
+
+    def wake(self) -> None:
+        """Look at the queue now (after `mailward queue flush`)."""
+        self._wake.set()
 
     def start(self) -> None:
         for qid in self.spool.recover():
@@ -173,6 +211,11 @@ class Hub:
                         "%s to=<%s> status=%s reply=%s", qid, rcpt.address, result.status,
                         result.reply, extra={"recipient_index": index},
                     )
+                    if self.recorder is not None:
+                        self.recorder.record_delivery(
+                            queue_id=qid, recipient=rcpt.address, status=result.status,
+                            attempt=rcpt.attempts, reply=result.reply,
+                        )
                 if not entry.pending:
                     await asyncio.to_thread(self.spool.remove, qid)
                 elif time.time() - entry.received_at > self.config.delivery.max_age:
@@ -234,6 +277,9 @@ class Hub:
         )
         await asyncio.to_thread(self.spool.enqueue, signatures + raw, entry)
         self._wake.set()
+        tx = Transaction(connection, Envelope(envelope.mail_from or "", list(envelope.rcpt_tos)),
+                         message, qid)
+        self._record_transaction(tx, None, "submitted")
         log.info("%s submitted by %s from=<%s> to=%s signed=%s", qid, user,
                  envelope.mail_from, ",".join(envelope.rcpt_tos), bool(signatures))
         return qid

@@ -95,6 +95,7 @@ class Connection:
     tls_cipher: str | None = None
     tls_client_cert: str | None = None
     auth_user: str | None = None
+    connection_id: str | None = None  # the store's id of this connection, when logged
 
 
 @dataclass(slots=True)

@@ -39,6 +39,9 @@ class Pipeline:
                 raise ConfigError(f"checks.enabled: unknown check(s) {', '.join(unknown)}")
             checks = [available[n](config) for n in config.checks.enabled]
         self.checks = checks
+        names = {c.name for c in checks}
+        # only checks something else depends on need a completion event
+        self._awaited = {d for c in checks for d in c.depends if d in names}
         self.scorer = verdict.Scorer(config)
 
     async def evaluate(self, tx: Transaction, now: float | None = None) -> Evaluation:
@@ -48,7 +51,8 @@ class Pipeline:
         ctx = CheckContext(self.resolver, self.config, results, now)
         # unfinished checks become temperror findings below
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._run_all(tx, ctx, results), self.config.checks.budget)
+            async with asyncio.timeout(self.config.checks.budget):
+                await self._run_all(tx, ctx, results)
         for check in self.checks:
             if check.name not in results:
                 results[check.name] = [_temperror(check, "the message's time budget ran out")]
@@ -61,7 +65,7 @@ class Pipeline:
     async def _run_all(
         self, tx: Transaction, ctx: CheckContext, results: dict[str, list[Finding]]
     ) -> None:
-        done: dict[str, asyncio.Event] = {c.name: asyncio.Event() for c in self.checks}
+        done = {name: asyncio.Event() for name in self._awaited}
 
         async def run_one(check: Check) -> None:
             try:
@@ -69,7 +73,8 @@ class Pipeline:
                     if dep in done:
                         await done[dep].wait()
                 try:
-                    results[check.name] = await asyncio.wait_for(check.run(tx, ctx), check.budget)
+                    async with asyncio.timeout(check.budget):
+                        results[check.name] = await check.run(tx, ctx)
                 except TimeoutError:
                     results[check.name] = [_temperror(check, f"timed out after {check.budget}s")]
                 except Exception as exc:
@@ -78,7 +83,8 @@ class Pipeline:
                         _temperror(check, f"internal error: {type(exc).__name__}")
                     ]
             finally:
-                done[check.name].set()
+                if check.name in done:
+                    done[check.name].set()
 
         await asyncio.gather(*(run_one(c) for c in self.checks))
 

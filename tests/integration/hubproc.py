@@ -82,12 +82,12 @@ submission_tls_listen = "127.0.0.1:{self.submission_tls_port}"
 
     def start(self) -> HubProcess:
         self.write_config()
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            [MAILWARD, "serve", "--config", str(self.config_path)],
-            stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [MAILWARD, "serve", "--config", str(self.config_path)],
+                stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
         try:
             wait_port(self.inbound_port, self.proc)
         except Exception:

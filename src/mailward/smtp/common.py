@@ -22,6 +22,7 @@ def connection_of(session: Session) -> Connection:
         tls_version=cipher[1] if cipher else None,
         tls_cipher=cipher[0] if cipher else None,
         auth_user=session.auth_data if session.authenticated else None,
+        connection_id=getattr(session, "connection_id", None),
     )
 
 

@@ -8,7 +8,9 @@ import ssl
 from collections import Counter
 from typing import Any
 
-from aiosmtpd.smtp import SMTP
+from aiosmtpd.smtp import SMTP, Session
+
+from mailward.smtp.common import connection_of
 
 log = logging.getLogger("mailward.smtp")
 
@@ -20,6 +22,7 @@ class ConnectionLimits:
         self.total = total
         self.per_ip = per_ip
         self.open: Counter[str] = Counter()
+        self.live: set[LimitedSMTP] = set()
 
     def admit(self, ip: str) -> str | None:
         """None when the connection may proceed, else the 421 reply."""
@@ -39,10 +42,14 @@ class ConnectionLimits:
 class LimitedSMTP(SMTP):
     """aiosmtpd's SMTP protocol, refusing connections over the limits with 421."""
 
-    def __init__(self, handler: Any, *, limits: ConnectionLimits, **kwargs: Any) -> None:
+    def __init__(
+        self, handler: Any, *, limits: ConnectionLimits, recorder: Any = None, **kwargs: Any
+    ) -> None:
         super().__init__(handler, **kwargs)
         self._limits = limits
+        self._recorder = recorder
         self._admitted_ip: str | None = None
+        self.connection_id: str | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         peer = transport.get_extra_info("peername")
@@ -55,13 +62,45 @@ class LimitedSMTP(SMTP):
             transport.close()
             return
         self._admitted_ip = ip
+        self._limits.live.add(self)
+        if self._recorder is not None:
+            self.connection_id = self._recorder.record_connection(peer_ip=ip)
         super().connection_made(transport)
+
+    def _create_session(self) -> Session:
+        session = super()._create_session()
+        session.connection_id = self.connection_id  # type: ignore[attr-defined]
+        return session
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._admitted_ip is not None:
+            self._limits.live.discard(self)
             self._limits.release(self._admitted_ip)
             self._admitted_ip = None
+            if self._recorder is not None and self.connection_id is not None:
+                if self.session is not None:
+                    seen = connection_of(self.session)
+                    self._recorder.update_connection(
+                        self.connection_id, helo=seen.helo, tls_version=seen.tls_version,
+                        tls_cipher=seen.tls_cipher, auth_user=seen.auth_user,
+                    )
+                self._recorder.close_connection(self.connection_id)
             super().connection_lost(exc)
+
+
+async def drain(limits: list[ConnectionLimits], grace: float) -> None:
+    """On shutdown: let sessions finish for ``grace`` seconds, then 421 and close the rest."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + grace
+    while any(lim.live for lim in limits) and loop.time() < deadline:
+        await asyncio.sleep(0.1)
+    for lim in limits:
+        for protocol in list(lim.live):
+            transport = protocol.transport
+            if transport is not None and not transport.is_closing():
+                assert isinstance(transport, asyncio.WriteTransport)
+                transport.write(b"421 4.3.2 Service shutting down, try again later\r\n")
+                transport.close()
 
 
 def split_hostport(value: str) -> tuple[str, int]:
