@@ -105,7 +105,10 @@ class SubmissionHandler:
             self.throttle.fail(*keys)
             self._log(ip, user, mechanism, False, "bad credentials")
             await asyncio.sleep(0.5)  # slow down guessing on this connection
-            return AuthResult(success=False, message="535 5.7.8 Authentication credentials invalid")
+            return AuthResult(
+                success=False, handled=False,
+                message="535 5.7.8 Authentication credentials invalid",
+            )
         self.throttle.succeed(f"user:{user}")
         self._log(ip, user, mechanism, True, "")
         return AuthResult(success=True, auth_data=user)
