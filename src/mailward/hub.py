@@ -8,7 +8,6 @@ layer derives from the outcome is only 250 when the message is safe on disk.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import os
@@ -29,6 +28,7 @@ from mailward.keys import KeyStore
 from mailward.model import Disposition, Envelope, Message, Transaction
 from mailward.mtasts import MtaStsResolver
 from mailward.pipeline import Evaluation, Pipeline
+from mailward.queue_runner import QueueRunner
 from mailward.smtp.common import connection_of
 from mailward.spool import Recipient, Spool, SpoolEntry, new_queue_id
 
@@ -73,10 +73,8 @@ class Hub:
             MtaStsResolver(resolver, verified, https_port=config.delivery.https_port),
             verified, port=config.delivery.mx_port,
         )
-        self._wake = asyncio.Event()
-        self._runner: asyncio.Task[None] | None = None
-        self._active: set[str] = set()
-        self._stopping = False
+        self.runner = QueueRunner(self.spool, self.route, config.delivery, config.hostname,
+                                  recorder)
 
     async def receive(self, tx: Transaction) -> Outcome:
         """Evaluate and store one message. Raises on internal failure (the caller answers 451)."""
@@ -104,7 +102,7 @@ class Hub:
                     bounce_allowed=False,
                 )
                 await asyncio.to_thread(self.spool.enqueue, raw, entry)
-                self._wake.set()
+                self.runner.enqueued(entry.queue_id)
                 outcome = Outcome(tx.queue_id, evaluation, "queued")
         self._record_transaction(tx, evaluation, str(evaluation.verdict.disposition))
         v = evaluation.verdict
@@ -151,92 +149,21 @@ class Hub:
     # --- delivery -------------------------------------------------------------------------
 
     def wake(self) -> None:
-        """Look at the queue now (after `mailward queue flush`)."""
-        self._wake.set()
+        """Look at the whole queue again now (after `mailward queue flush`)."""
+        self.runner.flush()
 
     def start(self) -> None:
-        for qid in self.spool.recover():
-            log.info("%s recovered from the spool", qid)
-        self._runner = asyncio.create_task(self._run_deliveries(), name="delivery")
+        self.runner.start()
 
     async def stop(self) -> None:
-        self._stopping = True
-        self._wake.set()
-        if self._runner is not None:
-            await self._runner
-
-    async def _run_deliveries(self) -> None:
-        limit = asyncio.Semaphore(self.config.delivery.concurrency)
-        tasks: set[asyncio.Task[None]] = set()
-        while not self._stopping:
-            self._wake.clear()
-            now = time.time()
-            next_due = now + 30
-            for qid in await asyncio.to_thread(self.spool.queued):
-                if qid in self._active:
-                    continue
-                try:
-                    entry = self.spool.entry(qid)
-                except OSError as exc:
-                    log.error("%s unreadable queue entry: %s", qid, exc)
-                    continue
-                if entry.next_attempt > now:
-                    next_due = min(next_due, entry.next_attempt)
-                    continue
-                self._active.add(qid)
-                task = asyncio.create_task(self._deliver_one(limit, entry))
-                tasks.add(task)
-                task.add_done_callback(tasks.discard)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), max(0.05, next_due - time.time()))
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
-
-    async def _deliver_one(self, limit: asyncio.Semaphore, entry: SpoolEntry) -> None:
-        qid = entry.queue_id
-        try:
-            async with limit:
-                raw = await asyncio.to_thread(self.spool.message, qid)
-                results = await self._attempt(entry, raw)
-                entry.attempts += 1
-                for index, rcpt in enumerate(entry.recipients):
-                    result = results.get(rcpt.address)
-                    if rcpt.status != "pending" or result is None:
-                        continue
-                    rcpt.attempts += 1
-                    rcpt.last_reply = result.reply
-                    if result.status in ("delivered", "failed"):
-                        rcpt.status = result.status
-                    log.info(
-                        "%s to=<%s> status=%s reply=%s", qid, rcpt.address, result.status,
-                        result.reply, extra={"recipient_index": index},
-                    )
-                    if self.recorder is not None:
-                        self.recorder.record_delivery(
-                            queue_id=qid, recipient=rcpt.address, status=result.status,
-                            attempt=rcpt.attempts, reply=result.reply,
-                        )
-                if not entry.pending:
-                    await asyncio.to_thread(self.spool.remove, qid)
-                elif time.time() - entry.received_at > self.config.delivery.max_age:
-                    for rcpt in entry.pending:
-                        rcpt.status = "failed"
-                        rcpt.last_reply = "gave up: too long in the queue"
-                    await asyncio.to_thread(self.spool.remove, qid)
-                else:
-                    d = self.config.delivery
-                    delay = min(d.retry_base * 2 ** (entry.attempts - 1), d.retry_max)
-                    entry.next_attempt = time.time() + delay
-                    await asyncio.to_thread(self.spool.update, entry)
-        except Exception:
-            log.exception("%s delivery failed unexpectedly; it stays queued", qid)
-        finally:
-            self._active.discard(qid)
+        await self.runner.stop()
 
     def is_local(self, address: str) -> bool:
         return address.rpartition("@")[2].lower() in self.site_domains
 
-    async def _attempt(self, entry: SpoolEntry, raw: bytes) -> dict[str, Attempt]:
+    async def route(self, entry: SpoolEntry, raw: bytes) -> dict[str, Attempt]:
+        """One delivery attempt for the pending recipients: local ones to the Maildir or the
+        downstream server, the others by MX."""
         local = [r for r in entry.pending if self.is_local(r.address)]
         remote = [r.address for r in entry.pending if not self.is_local(r.address)]
         results: dict[str, Attempt] = {}
@@ -276,7 +203,7 @@ class Hub:
             time.time(), direction="outbound", bounce_allowed=True, extra={"user": user},
         )
         await asyncio.to_thread(self.spool.enqueue, signatures + raw, entry)
-        self._wake.set()
+        self.runner.enqueued(qid)
         tx = Transaction(connection, Envelope(envelope.mail_from or "", list(envelope.rcpt_tos)),
                          message, qid)
         self._record_transaction(tx, None, "submitted")

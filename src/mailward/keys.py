@@ -56,6 +56,7 @@ class KeyStore:
 
     def __init__(self, data_dir: str | Path) -> None:
         self.root = Path(data_dir) / "dkim"
+        self._loaded: dict[str, tuple[int, list[SigningKey]]] = {}
 
     def generate(self, domain: str, selector: str | None = None) -> list[SigningKey]:
         """Create an RSA-2048 and an Ed25519 key for ``domain``; refuse to overwrite."""
@@ -87,10 +88,22 @@ class KeyStore:
         ]
 
     def keys_for(self, domain: str) -> list[SigningKey]:
-        """The newest RSA and Ed25519 key of ``domain`` (empty when it has none)."""
+        """The newest RSA and Ed25519 key of ``domain`` (empty when it has none); read from
+        disk again only when the domain's key directory changed."""
         directory = self.root / domain.lower().rstrip(".")
-        if not directory.is_dir():
+        try:
+            stamp = directory.stat().st_mtime_ns
+        except OSError:
             return []
+        cached = self._loaded.get(directory.name)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        keys = self._read(directory)
+        self._loaded[directory.name] = (stamp, keys)
+        return keys
+
+    def _read(self, directory: Path) -> list[SigningKey]:
+        domain = directory.name
         out = []
         rsa_files = sorted(directory.glob("*.rsa.pem"), key=lambda p: p.stat().st_mtime)
         ed_files = sorted(directory.glob("*.ed25519.key"), key=lambda p: p.stat().st_mtime)

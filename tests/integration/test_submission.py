@@ -38,6 +38,12 @@ class RemoteMx:
         self.port = free_port()
         self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
 
+    async def handle_RCPT(self, server, session, envelope, address, options):  # type: ignore[no-untyped-def]
+        if address.startswith("nobody@"):
+            return "550 5.1.1 <nobody@remote.test>: no such user"
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
     async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
         self.received.append((envelope.mail_from, envelope.rcpt_tos, envelope.original_content))
         return "250 2.0.0 thanks"
@@ -150,6 +156,23 @@ def test_remote_recipient_delivered_by_mx_lookup(hub: HubProcess, remote: Remote
     mail_from, rcpts, data = remote.received[-1]
     assert (mail_from, rcpts) == ("alice@ourcorp.example", ["dave@remote.test"])
     assert b"DKIM-Signature:" in data and b"(authenticated as alice)" in data
+
+
+def test_permanent_failure_bounces_to_our_user(hub: HubProcess) -> None:
+    with smtplib.SMTP("127.0.0.1", hub.submission_port, timeout=30) as client:
+        client.starttls(context=tls_context())
+        client.login("alice", PASSWORD)
+        client.sendmail("alice@ourcorp.example", ["nobody@remote.test"],
+                        message("alice@ourcorp.example", "nobody@remote.test", "will bounce"))
+    deadline = time.monotonic() + 20
+    bounces: list[bytes] = []
+    while not bounces and time.monotonic() < deadline:
+        bounces = [m for m in hub.maildir("alice@ourcorp.example")
+                   if b"report-type=delivery-status" in m]
+    (dsn,) = bounces
+    assert b"Final-Recipient: rfc822; nobody@remote.test" in dsn
+    assert b"Action: failed" in dsn and b"Status: 5.1.1" in dsn
+    assert b"Subject: will bounce" in dsn  # the original is returned
 
 
 def test_failed_logins_are_throttled(hub: HubProcess) -> None:
