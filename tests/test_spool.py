@@ -28,10 +28,10 @@ def test_enqueue_read_update_remove(tmp_path: Path) -> None:
 def test_recovery_discards_uncommitted(tmp_path: Path) -> None:
     spool = Spool(tmp_path)
     spool.enqueue(b"kept", entry("KEPT"))
-    (spool.tmp / "HALF.eml").write_bytes(b"half")
-    (spool.queue / "ORPHAN.eml").write_bytes(b"no state, never committed")
+    (spool.tmp / "HALF.msg").write_bytes(b"half")
+    (spool.queue / "ORPHAN.state").write_bytes(b"{}")
     assert Spool(tmp_path).recover() == ["KEPT"]
-    assert not (spool.queue / "ORPHAN.eml").exists()
+    assert not (spool.queue / "ORPHAN.state").exists()
     assert list(spool.tmp.iterdir()) == []
 
 

@@ -79,9 +79,8 @@ class Hub:
     async def receive(self, tx: Transaction) -> Outcome:
         """Evaluate and store one message. Raises on internal failure (the caller answers 451)."""
         tx.queue_id = tx.queue_id or new_queue_id()
-        evaluation = await asyncio.wait_for(
-            self.pipeline.evaluate(tx), self.config.smtp.verdict_timeout
-        )
+        async with asyncio.timeout(self.config.smtp.verdict_timeout):
+            evaluation = await self.pipeline.evaluate(tx)
         disposition = evaluation.verdict.disposition
         if disposition in (Disposition.REJECT, Disposition.TEMPFAIL):
             outcome = Outcome(tx.queue_id, evaluation, "refused")
@@ -93,6 +92,11 @@ class Hub:
             if disposition is Disposition.QUARANTINE:
                 await asyncio.to_thread(self._quarantine, tx.queue_id, raw)
                 outcome = Outcome(tx.queue_id, evaluation, "quarantined")
+            elif self.relay is None:
+                # Local Maildir delivery is final delivery: done (fsynced) before the 250,
+                # so the message needs no spool round trip.
+                await self._deliver_locally(tx.queue_id, tx.envelope.rcpt_to, raw)
+                outcome = Outcome(tx.queue_id, evaluation, "delivered")
             else:
                 entry = SpoolEntry(
                     tx.queue_id, tx.envelope.mail_from,
@@ -136,6 +140,15 @@ class Hub:
             )
         except Exception:  # the log must never lose the mail
             log.exception("%s could not be logged to the store", tx.queue_id)
+
+    async def _deliver_locally(self, queue_id: str, recipients: list[str], raw: bytes) -> None:
+        for index, rcpt in enumerate(recipients):
+            attempt = await self.maildir.deliver(queue_id, index, rcpt, raw)
+            if attempt.status != "delivered":
+                raise OSError(f"local delivery to {rcpt} failed: {attempt.reply}")
+            if self.recorder is not None:
+                self.recorder.record_delivery(queue_id=queue_id, recipient=rcpt,
+                                              status=attempt.status, reply=attempt.reply)
 
     def _quarantine(self, queue_id: str, raw: bytes) -> None:
         path = self.quarantine_dir / f"{queue_id}.eml"

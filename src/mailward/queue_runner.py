@@ -110,8 +110,7 @@ class QueueRunner:
         self._timer_wake.set()
 
     async def _deliver(self, qid: str) -> None:
-        entry = await asyncio.to_thread(self.spool.entry, qid)
-        raw = await asyncio.to_thread(self.spool.message, qid)
+        entry, raw = await asyncio.to_thread(self.spool.load, qid)
         results = await self.route(entry, raw)
         entry.attempts += 1
         for rcpt in entry.recipients:

@@ -2,16 +2,20 @@
 
 Layout under the spool directory::
 
-    tmp/            files being written; anything here after a crash is discarded
-    queue/QID.eml   the message as it will be delivered
-    queue/QID.json  its envelope and per-recipient state; its presence commits the message
+    tmp/              files being written; anything here after a crash is discarded
+    queue/QID.msg     one line of JSON (envelope, state at arrival), then the message bytes
+    queue/QID.state   the current state, once it changed (retries); absent until then
 
-A message is committed when ``QID.json`` has been renamed into ``queue/`` and the directory
-fsynced. State changes rewrite the JSON atomically (write to tmp, fsync, rename, fsync dir).
+A message is committed when ``QID.msg`` has been fsynced, renamed into ``queue/`` and the
+directory fsynced: one file and two fsyncs per message. State changes write ``QID.state``
+atomically (tmp, fsync, rename, fsync dir). Removal unlinks without a directory fsync: after a
+crash a removed message may come back and be delivered again (at-least-once; local Maildir
+delivery is idempotent by queue id, so it still lands once).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -109,53 +113,51 @@ class Spool:
         """After a restart: drop half-written files, return the committed queue ids."""
         for leftover in self.tmp.iterdir():
             leftover.unlink(missing_ok=True)
-        committed = []
-        for path in sorted(self.queue.glob("*.eml")):
-            qid = path.stem
-            if (self.queue / f"{qid}.json").exists():
-                committed.append(qid)
-            else:
-                path.unlink(missing_ok=True)
-        return committed
+        for orphan in self.queue.glob("*.state"):
+            if not orphan.with_suffix(".msg").exists():
+                orphan.unlink(missing_ok=True)
+        return self.queued()
 
     def enqueue(self, raw: bytes, entry: SpoolEntry) -> None:
         """Store the message durably; when this returns, it survives a crash."""
         qid = entry.queue_id
         try:
-            tmp_eml = self.tmp / f"{qid}.eml"
-            tmp_json = self.tmp / f"{qid}.json"
-            _write_synced(tmp_eml, raw)
-            _write_synced(tmp_json, entry.to_json())
-            os.rename(tmp_eml, self.queue / f"{qid}.eml")
-            os.rename(tmp_json, self.queue / f"{qid}.json")
+            tmp = self.tmp / f"{qid}.msg"
+            _write_synced(tmp, entry.to_json() + b"\n" + raw)
+            os.rename(tmp, self.queue / f"{qid}.msg")
             _fsync_dir(self.queue)
         except OSError as exc:
             raise SpoolError(exc.errno, f"cannot spool {qid}: {exc.strerror or exc}") from exc
 
     def update(self, entry: SpoolEntry) -> None:
         """Atomically replace the state of a queued message."""
-        tmp_json = self.tmp / f"{entry.queue_id}.json.new"
-        _write_synced(tmp_json, entry.to_json())
-        os.rename(tmp_json, self.queue / f"{entry.queue_id}.json")
+        tmp = self.tmp / f"{entry.queue_id}.state"
+        _write_synced(tmp, entry.to_json())
+        os.rename(tmp, self.queue / f"{entry.queue_id}.state")
         _fsync_dir(self.queue)
+
+    def load(self, qid: str) -> tuple[SpoolEntry, bytes]:
+        """The current state and the message bytes of a queued message."""
+        try:
+            data = (self.queue / f"{qid}.msg").read_bytes()
+            header, _, raw = data.partition(b"\n")
+            state = self.queue / f"{qid}.state"
+            with contextlib.suppress(FileNotFoundError):
+                header = state.read_bytes()
+            return SpoolEntry.from_json(header), raw
+        except (OSError, ValueError, TypeError, KeyError) as exc:
+            raise SpoolError(0, f"cannot read queued message {qid}: {exc}") from exc
 
     def entry(self, qid: str) -> SpoolEntry:
-        try:
-            return SpoolEntry.from_json((self.queue / f"{qid}.json").read_bytes())
-        except (OSError, ValueError, TypeError, KeyError) as exc:
-            raise SpoolError(0, f"cannot read queue entry {qid}: {exc}") from exc
+        return self.load(qid)[0]
 
     def message(self, qid: str) -> bytes:
-        try:
-            return (self.queue / f"{qid}.eml").read_bytes()
-        except OSError as exc:
-            raise SpoolError(exc.errno, f"cannot read queued message {qid}: {exc}") from exc
+        return self.load(qid)[1]
 
     def remove(self, qid: str) -> None:
-        """Forget a message: state first (uncommits it), then its bytes."""
-        (self.queue / f"{qid}.json").unlink(missing_ok=True)
-        (self.queue / f"{qid}.eml").unlink(missing_ok=True)
-        _fsync_dir(self.queue)
+        """Forget a delivered message."""
+        (self.queue / f"{qid}.msg").unlink(missing_ok=True)
+        (self.queue / f"{qid}.state").unlink(missing_ok=True)
 
     def queued(self) -> list[str]:
-        return sorted(p.stem for p in self.queue.glob("*.json"))
+        return sorted(p.stem for p in self.queue.glob("*.msg"))

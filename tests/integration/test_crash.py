@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import smtplib
 import threading
@@ -42,10 +43,8 @@ class Client(threading.Thread):
                 client = None
                 time.sleep(0.05)
         if client is not None:
-            try:
+            with contextlib.suppress(OSError, smtplib.SMTPException):
                 client.quit()
-            except (OSError, smtplib.SMTPException):
-                pass
 
     def send_one(self, client: smtplib.SMTP, seq: int) -> None:
         body = b"X-Seq: %d\r\n" % seq + GENUINE
@@ -91,7 +90,7 @@ def test_kill_9_mid_load_loses_nothing_and_duplicates_nothing(tmp_path: Path) ->
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         counts = delivered_sequences(hub.data_dir)
-        if acked <= set(counts) and not list((hub.data_dir / "spool" / "queue").glob("*.json")):
+        if acked <= set(counts) and not list((hub.data_dir / "spool" / "queue").glob("*.msg")):
             break
         time.sleep(0.2)
     wait_port(hub.inbound_port)

@@ -134,7 +134,7 @@ def test_submitted_mail_is_dkim_signed_and_verifies(hub: HubProcess, tmp_path: P
     assert delivered.count(b"DKIM-Signature:") == 2  # RSA and Ed25519
     path = tmp_path / "signed.eml"
     path.write_bytes(delivered)
-    code, out, _ = run_cli(["check", str(path), "--json", "--zone-file",
+    _code, out, _ = run_cli(["check", str(path), "--json", "--zone-file",
                             str(hub.workdir / "zones.yaml"), "--ip", "198.51.100.10",
                             "--helo", "mx.ourcorp.example", "--mail-from",
                             "alice@ourcorp.example"])
