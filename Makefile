@@ -19,6 +19,7 @@ run: setup
 	    --rcpt staff@ourcorp.example --config examples/mailward.toml
 
 test: setup
+	bash scripts/install-test-deps
 	$(PY) -m ruff check src tests bench
 	$(PY) -m pytest -q
 

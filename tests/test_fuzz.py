@@ -55,7 +55,9 @@ def test_parsing_never_raises(raw: bytes) -> None:
 ZONES = ZoneResolver.from_file(EXAMPLES / "zones.yaml")
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True
+)
 @given(mutated(), st.sampled_from(["", "ceo@ourcorp.example", "x@partner.test", "<>@@"]))
 def test_engine_never_raises_on_mutated_messages(raw: bytes, mail_from: str) -> None:
     pipeline = Pipeline(config.Config(), ZONES)

@@ -163,12 +163,14 @@ def _check(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     import logging
 
-    from mailward.serve import serve
+    from mailward.serve import run
 
     config = _load_config(args.config)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    # aiosmtpd logs every command line at INFO; our one line per transaction is the record
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
     try:
-        asyncio.run(serve(config))
+        run(config)
     except (OSError, ZoneError) as exc:
         print(f"mailward: cannot start: {exc}", file=sys.stderr)
         return 1

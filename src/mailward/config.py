@@ -105,7 +105,7 @@ class ContentConfig:
     languages: list[str] = doc(
         "phrase rule sets to apply (en, de, fr, es)", factory=lambda: ["en", "de", "fr", "es"]
     )
-    scan_limit: int = doc("characters of decoded text scanned per message", 100_000)
+    scan_limit: int = doc("characters of decoded text scanned per message", 50_000)
 
 
 @dataclass(frozen=True)
@@ -127,6 +127,9 @@ class VerdictConfig:
 @dataclass(frozen=True)
 class ServerConfig:
     data_dir: str = doc("directory for the store, the spool, TLS keys and local Maildirs", "./var")
+    workers: int = doc(
+        "processes receiving mail on the shared listening sockets; 0 = one per CPU core", 1
+    )
 
 
 @dataclass(frozen=True)

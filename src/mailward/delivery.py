@@ -39,16 +39,22 @@ class MaildirDelivery:
         safe = recipient.lower().replace("/", "_")
         return self.root / safe
 
-    async def deliver(self, queue_id: str, index: int, recipient: str, raw: bytes) -> Attempt:
-        return await asyncio.to_thread(self._deliver, queue_id, index, recipient, raw)
+    async def deliver(
+        self, queue_id: str, index: int, recipient: str, raw: bytes, first: bool = False
+    ) -> Attempt:
+        """Write one copy; ``first`` says no earlier attempt of this queue id can exist."""
+        return await asyncio.to_thread(self._deliver, queue_id, index, recipient, raw, first)
 
-    def _deliver(self, queue_id: str, index: int, recipient: str, raw: bytes) -> Attempt:
+    def _deliver(
+        self, queue_id: str, index: int, recipient: str, raw: bytes, first: bool
+    ) -> Attempt:
         box = self.mailbox(recipient)
         name = f"{queue_id}.R{index}.{self.host}"
         try:
-            for sub in ("tmp", "new", "cur"):
-                (box / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
-            if (box / "new" / name).exists() or any((box / "cur").glob(name + "*")):
+            if not (box / "new").is_dir():
+                for sub in ("tmp", "new", "cur"):
+                    (box / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
+            if not first and self._already_there(box, name):
                 return Attempt("delivered", f"already in {box.name}")
             tmp = box / "tmp" / name
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -66,6 +72,14 @@ class MaildirDelivery:
         except OSError as exc:
             return Attempt("deferred", f"maildir write failed: {exc.strerror or exc}")
         return Attempt("delivered", f"delivered to maildir {box.name}")
+
+    @staticmethod
+    def _already_there(box: Path, name: str) -> bool:
+        """A copy from an earlier attempt, still new or already read (``name:2,FLAGS``)."""
+        if (box / "new" / name).exists():
+            return True
+        with os.scandir(box / "cur") as entries:
+            return any(e.name.split(":", 1)[0] == name for e in entries)
 
 
 class SmtpRelayDelivery:

@@ -13,6 +13,7 @@ import logging
 import os
 import ssl
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -52,10 +53,13 @@ class Hub:
 
     def __init__(
         self, config: Config, resolver: Resolver, pipeline: Pipeline | None = None,
-        recorder: Recorder | None = None,
+        recorder: Recorder | None = None, notify: Callable[[str], None] | None = None,
     ) -> None:
         self.config = config
         self.recorder = recorder
+        # where a newly queued message is announced: our own runner, or (in a worker
+        # process) the master that runs the delivery queue
+        self.notify = notify
         self.resolver = resolver
         self.pipeline = pipeline or Pipeline(config, resolver)
         self.data_dir = Path(config.server.data_dir)
@@ -106,7 +110,7 @@ class Hub:
                     bounce_allowed=False,
                 )
                 await asyncio.to_thread(self.spool.enqueue, raw, entry)
-                self.runner.enqueued(entry.queue_id)
+                self._queued(entry.queue_id)
                 outcome = Outcome(tx.queue_id, evaluation, "queued")
         self._record_transaction(tx, evaluation, str(evaluation.verdict.disposition))
         v = evaluation.verdict
@@ -143,7 +147,7 @@ class Hub:
 
     async def _deliver_locally(self, queue_id: str, recipients: list[str], raw: bytes) -> None:
         for index, rcpt in enumerate(recipients):
-            attempt = await self.maildir.deliver(queue_id, index, rcpt, raw)
+            attempt = await self.maildir.deliver(queue_id, index, rcpt, raw, first=True)
             if attempt.status != "delivered":
                 raise OSError(f"local delivery to {rcpt} failed: {attempt.reply}")
             if self.recorder is not None:
@@ -160,6 +164,12 @@ class Hub:
             os.close(fd)
 
     # --- delivery -------------------------------------------------------------------------
+
+    def _queued(self, queue_id: str) -> None:
+        if self.notify is not None:
+            self.notify(queue_id)
+        else:
+            self.runner.enqueued(queue_id)
 
     def wake(self) -> None:
         """Look at the whole queue again now (after `mailward queue flush`)."""
@@ -216,7 +226,7 @@ class Hub:
             time.time(), direction="outbound", bounce_allowed=True, extra={"user": user},
         )
         await asyncio.to_thread(self.spool.enqueue, signatures + raw, entry)
-        self.runner.enqueued(qid)
+        self._queued(qid)
         tx = Transaction(connection, Envelope(envelope.mail_from or "", list(envelope.rcpt_tos)),
                          message, qid)
         self._record_transaction(tx, None, "submitted")

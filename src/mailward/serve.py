@@ -1,11 +1,25 @@
-"""`mailward serve`: start the listeners and the delivery runner; stop cleanly on SIGTERM."""
+"""`mailward serve`: listeners, worker processes and the delivery runner; clean stop on SIGTERM.
+
+With ``server.workers = 1`` one process does everything. With more, the master binds the
+listening sockets and forks that many workers; each worker accepts connections on the shared
+sockets and runs the whole receiving path (SMTP, checks, spool or local delivery, store events)
+on its own core, and tells the master through a pipe which messages it queued; the master alone
+runs the delivery queue, so a message is never delivered by two processes at once. Workers die
+with the master (``PR_SET_PDEATHSIG``), so ``kill -9`` of the master leaves nothing behind.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
 import logging
 import os
 import signal
+import socket
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from mailward.config import Config
@@ -13,31 +27,170 @@ from mailward.dns import make_resolver
 from mailward.hub import Hub
 from mailward.smtp.accounts import StoreAccounts
 from mailward.smtp.inbound import InboundHandler
-from mailward.smtp.server import ConnectionLimits, LimitedSMTP, drain, listen
+from mailward.smtp.server import ConnectionLimits, LimitedSMTP, drain, split_hostport
 from mailward.smtp.submission import SubmissionHandler, SubmissionSMTP
 from mailward.smtp.throttle import AuthThrottle
 from mailward.tlsconfig import ensure_self_signed, server_context
 
 log = logging.getLogger("mailward")
+PR_SET_PDEATHSIG = 1
 
 
-async def serve(config: Config) -> None:
+@dataclass
+class Listeners:
+    """The bound listening sockets, by role."""
+
+    inbound: socket.socket
+    submission: socket.socket | None = None
+    submission_tls: socket.socket | None = None
+    all: list[socket.socket] = field(default_factory=list)
+
+
+def bind(config: Config) -> Listeners:
+    def one(address: str) -> socket.socket:
+        host, port = split_hostport(address)
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(1024)
+        sock.setblocking(False)
+        return sock
+
+    smtp = config.smtp
+    listeners = Listeners(one(smtp.inbound_listen))
+    if smtp.submission_listen:
+        listeners.submission = one(smtp.submission_listen)
+    if smtp.submission_tls_listen:
+        listeners.submission_tls = one(smtp.submission_tls_listen)
+    listeners.all = [s for s in (listeners.inbound, listeners.submission,
+                                 listeners.submission_tls) if s is not None]
+    return listeners
+
+
+def tls_context(config: Config) -> ssl.SSLContext:
+    data_dir = Path(config.server.data_dir)
+    if config.smtp.tls_cert:
+        return server_context(Path(config.smtp.tls_cert), Path(config.smtp.tls_key))
+    return server_context(*ensure_self_signed(data_dir / "tls", config.hostname))
+
+
+def run(config: Config) -> None:
+    """Bind, fork the workers if configured, and serve until SIGTERM/SIGINT."""
+    data_dir = Path(config.server.data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tls = tls_context(config)  # makes the self-signed certificate once, before any fork
+    listeners = bind(config)
+    # create or migrate the store schema once, before several processes open it
+    from mailward.store import Store
+
+    Store.from_config(config.store, data_dir=data_dir).close()
+    workers = config.server.workers or os.cpu_count() or 1
+    if workers == 1:
+        asyncio.run(_serve(config, listeners, tls, deliver=True))
+        return
+    read_end, write_end = os.pipe()
+    children = []
+    for index in range(workers):
+        pid = os.fork()
+        if pid == 0:  # worker
+            code = 1
+            try:
+                ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+                os.close(read_end)
+                notify = _pipe_notifier(write_end)
+                asyncio.run(_serve(config, listeners, tls, deliver=False, notify=notify,
+                                   name=f"worker {index}"))
+                code = 0
+            except BaseException:
+                log.exception("worker %d failed", index)
+            finally:
+                os._exit(code)
+        children.append(pid)
+    os.close(write_end)
+    for sock in listeners.all:
+        sock.close()
+    asyncio.run(_master(config, children, read_end))
+
+
+def _pipe_notifier(fd: int) -> Callable[[str], None]:
+    def notify(queue_id: str) -> None:
+        os.write(fd, queue_id.encode() + b"\n")  # < PIPE_BUF: atomic across workers
+
+    return notify
+
+
+async def _master(config: Config, children: list[int], read_end: int) -> None:
+    """Runs the delivery queue for messages the workers queued; forwards signals to them."""
     from mailward.store import Store
 
     data_dir = Path(config.server.data_dir)
-    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    resolver = make_resolver(
-        config.dns.zone_file, config.dns.nameservers, config.dns.timeout,
-        config.dns.cache_size, config.dns.negative_ttl,
-    )
+    resolver = make_resolver(config.dns.zone_file, config.dns.nameservers, config.dns.timeout,
+                             config.dns.cache_size, config.dns.negative_ttl)
     store = await asyncio.to_thread(Store.from_config, config.store, data_dir=data_dir)
     recorder = store.writer()
     hub = Hub(config, resolver, recorder=recorder)
-    if config.smtp.tls_cert:
-        cert, key = Path(config.smtp.tls_cert), Path(config.smtp.tls_key)
-    else:
-        cert, key = ensure_self_signed(data_dir / "tls", config.hostname)
-    tls = server_context(cert, key)
+    hub.start()
+    loop = asyncio.get_running_loop()
+    buffer = bytearray()
+
+    def on_readable() -> None:
+        chunk = os.read(read_end, 65536)
+        if not chunk:
+            loop.remove_reader(read_end)
+            return
+        buffer.extend(chunk)
+        *lines, rest = bytes(buffer).split(b"\n")
+        buffer[:] = rest
+        for line in lines:
+            hub.runner.enqueued(line.decode())
+
+    loop.add_reader(read_end, on_readable)
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGUSR1, hub.wake)
+    pid_file = data_dir / "mailward.pid"
+    pid_file.write_text(f"{os.getpid()}\n")
+    log.info("master: %d workers (%s), delivery queue here", len(children),
+             ", ".join(map(str, children)))
+    exited = asyncio.create_task(_wait_children(children))
+    await asyncio.wait([asyncio.create_task(stop.wait()), exited],
+                       return_when=asyncio.FIRST_COMPLETED)
+    for pid in children:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    await exited
+    loop.remove_reader(read_end)
+    await hub.stop()
+    await asyncio.to_thread(recorder.close)
+    await asyncio.to_thread(store.close)
+    pid_file.unlink(missing_ok=True)
+    log.info("stopped")
+
+
+async def _wait_children(children: list[int]) -> None:
+    remaining = set(children)
+    while remaining:
+        for pid in list(remaining):
+            done, _status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                remaining.discard(pid)
+        await asyncio.sleep(0.1)
+
+
+async def _serve(
+    config: Config, listeners: Listeners, tls: ssl.SSLContext, *, deliver: bool,
+    notify: Callable[[str], None] | None = None, name: str = "hub",
+) -> None:
+    from mailward.store import Store
+
+    data_dir = Path(config.server.data_dir)
+    resolver = make_resolver(config.dns.zone_file, config.dns.nameservers, config.dns.timeout,
+                             config.dns.cache_size, config.dns.negative_ttl)
+    store = await asyncio.to_thread(Store.from_config, config.store, data_dir=data_dir)
+    recorder = store.writer()
+    hub = Hub(config, resolver, recorder=recorder, notify=notify)
     smtp = config.smtp
     common = {
         "hostname": config.hostname, "data_size_limit": smtp.max_message_size,
@@ -45,8 +198,8 @@ async def serve(config: Config) -> None:
         "ident": "mailward ESMTP", "recorder": recorder,
     }
     inbound_limits = ConnectionLimits(smtp.max_connections, smtp.max_connections_per_ip)
-    inbound = InboundHandler(hub)
     sub_limits = ConnectionLimits(smtp.max_connections, smtp.max_connections_per_ip)
+    inbound = InboundHandler(hub)
     submission = SubmissionHandler(
         StoreAccounts(store, config.submission.shared_addresses), hub,
         AuthThrottle(config.submission.max_auth_failures, config.submission.auth_window),
@@ -64,33 +217,35 @@ async def serve(config: Config) -> None:
     def submission_tls_factory() -> SubmissionSMTP:
         return SubmissionSMTP(submission, limits=sub_limits, auth_require_tls=False, **common)
 
-    hub.start()
-    servers = [await listen(smtp.inbound_listen, inbound_factory)]
-    if smtp.submission_listen:
-        servers.append(await listen(smtp.submission_listen, submission_factory))
-    if smtp.submission_tls_listen:
-        servers.append(await listen(smtp.submission_tls_listen, submission_tls_factory, tls))
-    pid_file = data_dir / "mailward.pid"
-    pid_file.write_text(f"{os.getpid()}\n")
-    stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    if deliver:
+        hub.start()
+    servers = [await loop.create_server(inbound_factory, sock=listeners.inbound)]
+    if listeners.submission is not None:
+        servers.append(await loop.create_server(submission_factory, sock=listeners.submission))
+    if listeners.submission_tls is not None:
+        servers.append(await loop.create_server(submission_tls_factory, ssl=tls,
+                                                sock=listeners.submission_tls))
+    stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    loop.add_signal_handler(signal.SIGUSR1, hub.wake)
-    log.info(
-        "listening: inbound %s, submission %s (STARTTLS), %s (TLS); data in %s; store %s",
-        smtp.inbound_listen, smtp.submission_listen or "-", smtp.submission_tls_listen or "-",
-        data_dir, store.url,
-    )
+    pid_file = data_dir / "mailward.pid"
+    if deliver:
+        loop.add_signal_handler(signal.SIGUSR1, hub.wake)
+        pid_file.write_text(f"{os.getpid()}\n")
+    log.info("%s listening: inbound %s, submission %s (STARTTLS), %s (TLS); data in %s; store %s",
+             name, smtp.inbound_listen, smtp.submission_listen or "-",
+             smtp.submission_tls_listen or "-", data_dir, store.url)
     await stop.wait()
-    log.info("stopping: no new connections; finishing sessions in progress")
+    log.info("%s stopping: no new connections; finishing sessions in progress", name)
     for server in servers:
         server.close()
     for server in servers:
         await server.wait_closed()
     await drain([inbound_limits, sub_limits], smtp.shutdown_grace)
-    await hub.stop()
+    if deliver:
+        await hub.stop()
+        pid_file.unlink(missing_ok=True)
     await asyncio.to_thread(recorder.close)
     await asyncio.to_thread(store.close)
-    pid_file.unlink(missing_ok=True)
-    log.info("stopped")
+    log.info("%s stopped", name)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import ssl
+import re
 from collections import Counter
 from typing import Any
 
@@ -39,6 +39,14 @@ class ConnectionLimits:
             del self.open[ip]
 
 
+# A plain <local@domain> path with an optional parameter tail: the shape of nearly every
+# MAIL/RCPT. aiosmtpd parses each with the email header parser (and defines a class per call);
+# this fast path gives the same answer for these, and anything else still goes the slow way.
+_SIMPLE_PATH = re.compile(
+    r"^\s*<([A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9.-]+)>(.*)$|^\s*<>(.*)$", re.S
+)
+
+
 class LimitedSMTP(SMTP):
     """aiosmtpd's SMTP protocol, refusing connections over the limits with 421."""
 
@@ -50,6 +58,17 @@ class LimitedSMTP(SMTP):
         self._recorder = recorder
         self._admitted_ip: str | None = None
         self.connection_id: str | None = None
+
+    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+        match = _SIMPLE_PATH.match(arg)
+        if match is None:
+            return super()._getaddr(arg)
+        if match.group(3) is not None:
+            return "<>", match.group(3)
+        address = match.group(1)
+        if ".." in address or address.startswith(".") or "." + "@" in address:
+            return super()._getaddr(arg)
+        return address, match.group(2).lstrip()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         peer = transport.get_extra_info("peername")
@@ -106,11 +125,3 @@ async def drain(limits: list[ConnectionLimits], grace: float) -> None:
 def split_hostport(value: str) -> tuple[str, int]:
     host, _, port = value.rpartition(":")
     return host.strip("[]") or "127.0.0.1", int(port)
-
-
-async def listen(
-    address: str, factory: Any, ssl_context: ssl.SSLContext | None = None
-) -> asyncio.Server:
-    host, port = split_hostport(address)
-    loop = asyncio.get_running_loop()
-    return await loop.create_server(factory, host, port, ssl=ssl_context, reuse_address=True)

@@ -1,0 +1,169 @@
+"""Reading back the other logs: connections, deliveries, AUTH attempts, events, alerts,
+user reports and quarantine entries (newest first, bounded)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, Engine, Table, select
+
+from mailward.store import limits
+from mailward.store.models import (
+    AlertRow,
+    AuthEventRow,
+    ConnectionRow,
+    DeliveryRow,
+    EventRow,
+    QuarantineRow,
+    UserReportRow,
+)
+from mailward.store.records import (
+    QuarantineEntry,
+    StoredAlert,
+    StoredAuth,
+    StoredConnection,
+    StoredDelivery,
+    StoredEvent,
+    StoredReport,
+)
+
+CONNECTIONS = ConnectionRow.__table__
+DELIVERIES = DeliveryRow.__table__
+AUTH_EVENTS = AuthEventRow.__table__
+EVENTS = EventRow.__table__
+ALERTS = AlertRow.__table__
+REPORTS = UserReportRow.__table__
+QUARANTINE = QuarantineRow.__table__
+
+
+def _since(table: Table, since: datetime | None) -> list[ColumnElement[bool]]:
+    if since is None:
+        return []
+    if since.tzinfo is None:
+        raise ValueError("since must be a timezone-aware datetime")
+    return [table.c.at >= since]
+
+
+def connection(reads: Engine, connection_id: str) -> StoredConnection | None:
+    with reads.connect() as conn:
+        row = conn.execute(select(CONNECTIONS).where(CONNECTIONS.c.id == connection_id)).first()
+    return None if row is None else StoredConnection(**row._mapping)
+
+
+def deliveries(reads: Engine, queue_id: str) -> list[StoredDelivery]:
+    """Every delivery attempt of one message, in order."""
+    query = (
+        select(DELIVERIES)
+        .where(DELIVERIES.c.queue_id == queue_id)
+        .order_by(DELIVERIES.c.at, DELIVERIES.c.id)
+    )
+    with reads.connect() as conn:
+        return [
+            StoredDelivery(r.queue_id, r.recipient, r.attempt, r.status, r.reply, r.at)
+            for r in conn.execute(query)
+        ]
+
+
+def auth_events(
+    reads: Engine,
+    *,
+    user: str | None = None,
+    ip: str | None = None,
+    success: bool | None = None,
+    since: datetime | None = None,
+    limit: int = 100,
+) -> list[StoredAuth]:
+    where = _since(AUTH_EVENTS, since)
+    if user is not None:
+        where.append(AUTH_EVENTS.c.user_name == user)
+    if ip is not None:
+        where.append(AUTH_EVENTS.c.ip == limits.ip(ip))
+    if success is not None:
+        where.append(AUTH_EVENTS.c.success == success)
+    query = (
+        select(AUTH_EVENTS)
+        .where(*where)
+        .order_by(AUTH_EVENTS.c.at.desc(), AUTH_EVENTS.c.id.desc())
+        .limit(limit)
+    )
+    with reads.connect() as conn:
+        return [
+            StoredAuth(r.at, r.ip, r.user_name, r.mechanism, r.success, r.reason)
+            for r in conn.execute(query)
+        ]
+
+
+def events(
+    reads: Engine,
+    *,
+    kind: str | None = None,
+    queue_id: str | None = None,
+    since: datetime | None = None,
+    limit: int = 100,
+) -> list[StoredEvent]:
+    where = _since(EVENTS, since)
+    if kind is not None:
+        where.append(EVENTS.c.kind == kind)
+    if queue_id is not None:
+        where.append(EVENTS.c.queue_id == queue_id)
+    query = (
+        select(EVENTS).where(*where).order_by(EVENTS.c.at.desc(), EVENTS.c.id.desc()).limit(limit)
+    )
+    with reads.connect() as conn:
+        return [StoredEvent(r.at, r.kind, r.queue_id, r.payload) for r in conn.execute(query)]
+
+
+def alerts(
+    reads: Engine,
+    *,
+    kind: str | None = None,
+    user: str | None = None,
+    ip: str | None = None,
+    since: datetime | None = None,
+    limit: int = 100,
+) -> list[StoredAlert]:
+    where = _since(ALERTS, since)
+    if kind is not None:
+        where.append(ALERTS.c.kind == kind)
+    if user is not None:
+        where.append(ALERTS.c.user_name == user)
+    if ip is not None:
+        where.append(ALERTS.c.ip == limits.ip(ip))
+    query = (
+        select(ALERTS).where(*where).order_by(ALERTS.c.at.desc(), ALERTS.c.id.desc()).limit(limit)
+    )
+    with reads.connect() as conn:
+        return [StoredAlert(r.at, r.kind, r.user_name, r.ip, r.detail) for r in conn.execute(query)]
+
+
+def reports(
+    reads: Engine,
+    *,
+    queue_id: str | None = None,
+    since: datetime | None = None,
+    limit: int = 100,
+) -> list[StoredReport]:
+    where = _since(REPORTS, since)
+    if queue_id is not None:
+        where.append(REPORTS.c.queue_id == queue_id)
+    query = (
+        select(REPORTS)
+        .where(*where)
+        .order_by(REPORTS.c.at.desc(), REPORTS.c.id.desc())
+        .limit(limit)
+    )
+    with reads.connect() as conn:
+        return [
+            StoredReport(r.at, r.reporter, r.queue_id, r.message_id, r.comment, r.raw_path, r.raw)
+            for r in conn.execute(query)
+        ]
+
+
+def quarantine_entry(reads: Engine, queue_id: str) -> QuarantineEntry | None:
+    with reads.connect() as conn:
+        r = conn.execute(select(QUARANTINE).where(QUARANTINE.c.queue_id == queue_id)).first()
+    if r is None:
+        return None
+    return QuarantineEntry(
+        r.queue_id, r.at, r.reason, r.raw_path, r.raw, r.released_at, r.deleted_at
+    )

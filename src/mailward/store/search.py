@@ -1,0 +1,151 @@
+"""Searching the message log the way an administrator does: by time, people, IP, subject, ..."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Engine, or_, select
+
+from mailward.store import limits
+from mailward.store.models import ConnectionRow, FindingRow, RecipientRow, TransactionRow
+from mailward.store.records import StoredFinding, StoredTransaction
+
+T = TransactionRow.__table__
+C = ConnectionRow.__table__
+R = RecipientRow.__table__
+F = FindingRow.__table__
+
+MAX_LIMIT = 10_000
+_CHUNK = 500  # ids per IN (...) when loading recipients and findings
+
+
+def _aware(name: str, value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError(f"{name} must be a timezone-aware datetime")
+    return value
+
+
+def _domain(value: str) -> str:
+    return value.strip().lower().lstrip("@")
+
+
+def _message_ids(value: str) -> list[str]:
+    bare = value.strip().removeprefix("<").removesuffix(">")
+    return sorted(
+        {limits.clean(bare, limits.MESSAGE_ID), limits.clean(f"<{bare}>", limits.MESSAGE_ID)}
+    )
+
+
+def find_transactions(
+    reads: Engine,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    sender: str | None = None,
+    recipient: str | None = None,
+    domain: str | None = None,
+    client_ip: str | None = None,
+    subject: str | None = None,
+    disposition: str | None = None,
+    symbol: str | None = None,
+    message_id: str | None = None,
+    queue_id: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[StoredTransaction]:
+    """Transactions matching every filter given, newest first. See ``Store.find_transactions``."""
+    if not 0 < limit <= MAX_LIMIT:
+        raise ValueError(f"limit must be between 1 and {MAX_LIMIT}")
+    where: list[ColumnElement[bool]] = []
+    if since is not None:
+        where.append(T.c.received_at >= _aware("since", since))
+    if until is not None:
+        where.append(T.c.received_at < _aware("until", until))
+    if sender is not None:
+        address = limits.address(sender)
+        where.append(or_(T.c.mail_from == address, T.c.from_address == address))
+    if recipient is not None:
+        address = limits.address(recipient)
+        where.append(T.c.id.in_(select(R.c.transaction_id).where(R.c.address == address)))
+    if domain is not None:
+        name = _domain(domain)
+        where.append(
+            or_(
+                T.c.mail_from_domain == name,
+                T.c.from_domain == name,
+                T.c.id.in_(select(R.c.transaction_id).where(R.c.domain == name)),
+            )
+        )
+    if client_ip is not None:
+        where.append(C.c.peer_ip == limits.ip(client_ip))
+    if subject is not None:
+        where.append(T.c.subject.icontains(subject, autoescape=True))
+    if disposition is not None:
+        where.append(T.c.disposition == disposition)
+    if symbol is not None:
+        where.append(T.c.id.in_(select(F.c.transaction_id).where(F.c.symbol == symbol)))
+    if message_id is not None:
+        where.append(T.c.message_id.in_(_message_ids(message_id)))
+    if queue_id is not None:
+        where.append(T.c.queue_id == queue_id)
+
+    query = (
+        select(T, C.c.instance, C.c.peer_ip, C.c.rdns, C.c.helo, C.c.auth_user)
+        .select_from(T.outerjoin(C, T.c.connection_id == C.c.id))
+        .where(*where)
+        .order_by(T.c.received_at.desc(), T.c.id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    with reads.connect() as conn:
+        rows = conn.execute(query).all()
+        ids = [row.id for row in rows]
+        recipients: dict[str, list[str]] = {}
+        findings: dict[str, list[StoredFinding]] = {}
+        for chunk in _chunks(ids):
+            for r in conn.execute(
+                select(R.c.transaction_id, R.c.address)
+                .where(R.c.transaction_id.in_(chunk))
+                .order_by(R.c.id)
+            ):
+                recipients.setdefault(r.transaction_id, []).append(r.address)
+            for f in conn.execute(select(F).where(F.c.transaction_id.in_(chunk)).order_by(F.c.id)):
+                findings.setdefault(f.transaction_id, []).append(
+                    StoredFinding(f.check_name, f.symbol, f.result, f.score, f.detail)
+                )
+    return [_transaction(row, recipients.get(row.id, ()), findings.get(row.id, ())) for row in rows]
+
+
+def _chunks(ids: Sequence[str]) -> list[Sequence[str]]:
+    return [ids[i : i + _CHUNK] for i in range(0, len(ids), _CHUNK)]
+
+
+def _transaction(
+    row: Any, recipients: Sequence[str], findings: Sequence[StoredFinding]
+) -> StoredTransaction:
+    return StoredTransaction(
+        id=row.id,
+        queue_id=row.queue_id,
+        received_at=row.received_at,
+        connection_id=row.connection_id,
+        instance=row.instance,
+        client_ip=row.peer_ip,
+        rdns=row.rdns,
+        helo=row.helo,
+        auth_user=row.auth_user,
+        message_id=row.message_id,
+        mail_from=row.mail_from,
+        header_from=row.header_from,
+        from_address=row.from_address,
+        reply_to=row.reply_to,
+        subject=row.subject,
+        size=row.size,
+        body_sha256=row.body_sha256,
+        disposition=row.disposition,
+        score=row.score,
+        forced_by=row.forced_by,
+        recipients=tuple(recipients),
+        findings=tuple(findings),
+    )
