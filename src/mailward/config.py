@@ -50,7 +50,7 @@ class DnsConfig:
 class ChecksConfig:
     enabled: list[str] = doc(
         "checks to run, by name",
-        factory=lambda: ["spf", "dkim", "arc", "dmarc", "identity", "content"],
+        factory=lambda: ["spf", "dkim", "arc", "dmarc", "envelope", "identity", "content"],
     )
     budget: float = doc("seconds all checks of one message may take together", 20.0)
 
@@ -115,11 +115,15 @@ class VerdictConfig:
     reject: float = doc("score from which the message is rejected", 15.0)
     forced: dict[str, str] = doc(
         "symbol -> disposition that finding forces whatever the score (like rspamd's "
-        "force_actions)",
+        "force_actions); merged over the defaults; \"score\" removes a default",
         factory=lambda: {
             "DMARC_FAIL_REJECT": "reject",
             "DMARC_FAIL_QUARANTINE": "quarantine",
             "DMARC_TEMPERROR": "tempfail",
+            # our own domains used from outside without proof (issue: never accept forged
+            # "internal" mail); a site may soften these to "quarantine" or "tag"
+            "ENVELOPE_SITE_DOMAIN_UNAUTHENTICATED": "reject",
+            "IDENTITY_SITE_DOMAIN_UNAUTHENTICATED": "reject",
         },
     )
 
@@ -296,11 +300,20 @@ def from_dict(values: dict[str, Any], source: str = "configuration") -> Config:
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
     _validate(config, source)
-    return config
+    return _merge_forced(config)
+
+
+def _merge_forced(config: Config) -> Config:
+    """A site's [verdict.forced] changes the default table instead of replacing it."""
+    merged = {**VerdictConfig().forced, **config.verdict.forced}
+    merged = {k: v for k, v in merged.items() if v != "score"}
+    return dataclasses.replace(
+        config, verdict=dataclasses.replace(config.verdict, forced=merged)
+    )
 
 
 def _validate(config: Config, source: str) -> None:
-    allowed = {"accept", "tag", "quarantine", "reject", "tempfail"}
+    allowed = {"accept", "tag", "quarantine", "reject", "tempfail", "score"}
     for symbol, disposition in config.verdict.forced.items():
         if disposition not in allowed:
             raise ConfigError(

@@ -13,10 +13,11 @@ def registry() -> dict[str, type[Check]]:
     from mailward.checks.content import ContentCheck
     from mailward.checks.dkim import DkimCheck
     from mailward.checks.dmarc import DmarcCheck
+    from mailward.checks.envelope import EnvelopeCheck
     from mailward.checks.identity import IdentityCheck
     from mailward.checks.spf import SpfCheck
 
     classes: list[type[Check]] = [
-        SpfCheck, DkimCheck, ArcCheck, DmarcCheck, IdentityCheck, ContentCheck
+        SpfCheck, DkimCheck, ArcCheck, DmarcCheck, EnvelopeCheck, IdentityCheck, ContentCheck
     ]
     return {cls.name: cls for cls in classes}

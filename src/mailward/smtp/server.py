@@ -70,6 +70,14 @@ class LimitedSMTP(SMTP):
             return super()._getaddr(arg)
         return address, match.group(2).lstrip()
 
+    def _timeout_cb(self) -> None:
+        """RFC 5321 4.5.3.2: say why before closing an idle connection."""
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            assert isinstance(transport, asyncio.WriteTransport)
+            transport.write(b"421 4.4.2 Timeout, closing the connection\r\n")
+        super()._timeout_cb()
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         peer = transport.get_extra_info("peername")
         ip = peer[0] if isinstance(peer, tuple) else "unix"
