@@ -61,7 +61,10 @@ class QueueRunner:
         self._ready.put_nowait(queue_id)
 
     def flush(self, recovering: bool = False) -> None:
-        """Rebuild the schedule from the spool (start, `mailward queue flush`)."""
+        """Everything waiting for a retry is due now; messages the spool has that we did not
+        know of (start, `mailward queue flush`) are scheduled too."""
+        while self._later:
+            self._ready.put_nowait(heapq.heappop(self._later)[1])
         ids = self.spool.recover() if recovering else self.spool.queued()
         now = time.time()
         for qid in ids:
@@ -110,6 +113,10 @@ class QueueRunner:
         self._timer_wake.set()
 
     async def _deliver(self, qid: str) -> None:
+        if not await asyncio.to_thread(self.spool.contains, qid):
+            self._known.discard(qid)  # removed by `mailward queue remove`
+            log.info("%s no longer queued", qid)
+            return
         entry, raw = await asyncio.to_thread(self.spool.load, qid)
         results = await self.route(entry, raw)
         entry.attempts += 1

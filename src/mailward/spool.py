@@ -159,5 +159,8 @@ class Spool:
         (self.queue / f"{qid}.msg").unlink(missing_ok=True)
         (self.queue / f"{qid}.state").unlink(missing_ok=True)
 
+    def contains(self, qid: str) -> bool:
+        return (self.queue / f"{qid}.msg").exists()
+
     def queued(self) -> list[str]:
         return sorted(p.stem for p in self.queue.glob("*.msg"))
