@@ -69,7 +69,7 @@ def make_pki(directory: Path) -> tuple[Path, dict[str, tuple[Path, Path]]]:
 
 
 class PolicyHandler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_GET(self) -> None:
         host = (self.headers.get("Host") or "").split(":")[0]
         body = POLICIES.get(host, "").encode()
         if self.path != "/.well-known/mta-sts.txt" or not body:

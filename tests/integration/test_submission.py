@@ -188,3 +188,18 @@ def test_failed_logins_are_throttled(hub: HubProcess) -> None:
     assert codes == [535] * 5 + [454]
     log = hub.log()
     assert log.count("auth failed user=mallory") == 6 and "guess1" not in log
+    # every attempt is also an event in the central store (never with the password)
+    from mailward import config as config_mod
+    from mailward.store import Store
+
+    store = Store.from_config(config_mod.load(hub.config_path).store, data_dir=hub.data_dir)
+    try:
+        deadline = time.monotonic() + 10
+        events = []
+        while len(events) < 6 and time.monotonic() < deadline:
+            events = store.auth_events(user="mallory")
+            time.sleep(0.2)
+        assert len(events) == 6 and not any(e.success for e in events)
+        assert {e.reason for e in events} == {"bad credentials", "throttled"}
+    finally:
+        store.close()
