@@ -14,9 +14,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 run: setup
-	$(VENV)/bin/mailward check examples/forged-ceo.eml --zone-file examples/zones.yaml \
-	    --ip 203.0.113.66 --helo mail.attacker.test --mail-from ceo@ourcorp.example \
-	    --rcpt staff@ourcorp.example --config examples/mailward.toml
+	$(VENV)/bin/mailward serve
 
 test: setup
 	bash scripts/install-test-deps

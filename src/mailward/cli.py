@@ -169,6 +169,7 @@ def _serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     # aiosmtpd logs every command line at INFO; our one line per transaction is the record
     logging.getLogger("mail.log").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
         run(config)
     except (OSError, ZoneError) as exc:

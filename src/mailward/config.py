@@ -31,7 +31,9 @@ class SiteConfig:
     authserv_id: str = doc(
         "authserv-id written in Authentication-Results (RFC 8601); empty = this host's name", ""
     )
-    domains: list[str] = doc("the site's own mail domains", factory=list)
+    domains: list[str] = doc(
+        "the site's own mail domains; empty = this host's name and localhost", factory=list
+    )
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,63 @@ class VerdictConfig:
             "IDENTITY_SITE_DOMAIN_UNAUTHENTICATED": "reject",
         },
     )
+
+
+@dataclass(frozen=True)
+class BannerConfig:
+    enabled: bool = doc(
+        "mark tagged messages: a warning banner at the top of the text, a subject prefix and "
+        "an X-Mailward-Warning header",
+        True,
+    )
+    subject_prefix: str = doc(
+        "put once before the Subject of a tagged message; empty = subject unchanged",
+        "[Suspicious]",
+    )
+    report_address: str = doc(
+        "address users forward suspicious mail to, named in the banner; empty = not shown", ""
+    )
+    report_url: str = doc(
+        "http(s) page where users report suspicious mail, linked from the banner; empty = not "
+        "shown",
+        "",
+    )
+    standing_rule: str = doc(
+        "the site's standing rule, shown in every banner (the default is translated to the "
+        "banner language; a site's own text is shown as written); empty = not shown",
+        "Our administrators will never ask you for your password or ask you to set it to a "
+        "given value.",
+    )
+    language: str = doc(
+        "language of the banner texts: en, de, fr, es, or one the site's template_dir provides",
+        "en",
+    )
+    template_dir: str = doc(
+        "directory with the site's own banner texts (<language>/banner.txt, banner.html, "
+        "reasons.toml), each file found there replacing the built-in one; empty = built-in",
+        "",
+    )
+    wrap_dkim_signed: bool = doc(
+        "wrap a DKIM-signed message (banner first, the original attached unchanged) instead of "
+        "editing it, so that its signature still verifies downstream",
+        False,
+    )
+
+    def __post_init__(self) -> None:
+        import re
+
+        if not re.fullmatch(r"[a-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})?", self.language):
+            raise ConfigError(f"banner.language: {self.language!r} is not a language code")
+        if self.report_url and not re.fullmatch(r"https?://[^\s<>\"']+", self.report_url):
+            raise ConfigError(f"banner.report_url: {self.report_url!r} is not an http(s) URL")
+        if self.report_address and not re.fullmatch(r"[^\s<>@\"]+@[^\s<>@\"]+",
+                                                    self.report_address):
+            raise ConfigError(
+                f"banner.report_address: {self.report_address!r} is not an email address"
+            )
+        for key in ("subject_prefix", "standing_rule"):
+            if any(ord(c) < 32 or ord(c) == 127 for c in getattr(self, key)):
+                raise ConfigError(f"banner.{key}: control characters are not allowed")
 
 
 @dataclass(frozen=True)
@@ -232,12 +291,20 @@ class Config:
     identity: IdentityConfig = field(default_factory=IdentityConfig)
     content: ContentConfig = field(default_factory=ContentConfig)
     verdict: VerdictConfig = field(default_factory=VerdictConfig)
+    banner: BannerConfig = field(default_factory=BannerConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     scores: dict[str, float] = field(default_factory=dict)
 
     @property
     def authserv_id(self) -> str:
         return self.site.authserv_id or self.hostname
+
+    @property
+    def local_domains(self) -> frozenset[str]:
+        """The domains the hub accepts mail for: site.domains, or (like Postfix's
+        mydestination default) this host's name and localhost when none are configured."""
+        domains = self.site.domains or [self.hostname, "localhost"]
+        return frozenset(d.lower().rstrip(".") for d in domains)
 
     @property
     def hostname(self) -> str:

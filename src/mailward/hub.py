@@ -69,7 +69,7 @@ class Hub:
         self.maildir = MaildirDelivery(self.data_dir / "maildir")
         downstream = config.delivery.downstream
         self.relay = SmtpRelayDelivery(downstream, config.hostname) if downstream else None
-        self.site_domains = frozenset(d.lower() for d in config.site.domains)
+        self.site_domains = config.local_domains
         self.keys = KeyStore(self.data_dir)
         verified = ssl.create_default_context(cafile=config.delivery.tls_ca_file or None)
         self.mx = MxDelivery(

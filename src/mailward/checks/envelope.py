@@ -24,7 +24,7 @@ class EnvelopeCheck(Check):
 
     async def run(self, tx: Transaction, ctx: CheckContext) -> list[Finding]:
         domain = tx.envelope.mail_from.rpartition("@")[2].lower().rstrip(".")
-        site = {d.lower() for d in self.config.site.domains}
+        site = self.config.local_domains
         if not domain or domain not in site or tx.connection.auth_user:
             return []
         spf = ctx.method_results("spf")

@@ -40,7 +40,7 @@ class InboundHandler:
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
         config = hub.config
-        self.site_domains = frozenset(d.lower() for d in config.site.domains)
+        self.site_domains = config.local_domains
         self.max_recipients = config.smtp.max_recipients
         self.max_header_fields = config.smtp.max_header_fields
 

@@ -40,8 +40,8 @@ def check_recipient(path: str, site_domains: frozenset[str]) -> RecipientCheck:
     if domain.endswith(".") or domain.startswith("["):
         return RecipientCheck(False, "only the site's domain names are accepted")
     domain = domain.lower()
+    if domain in site_domains:  # our own names (single-label "localhost" included)
+        return RecipientCheck(True, address=f"{local}@{domain}")
     if not _DOMAIN.match(domain):
         return RecipientCheck(False, "malformed domain")
-    if domain not in site_domains:
-        return RecipientCheck(False, "relay denied")
-    return RecipientCheck(True, address=f"{local}@{domain}")
+    return RecipientCheck(False, "relay denied")
