@@ -73,6 +73,51 @@ def _parser() -> argparse.ArgumentParser:
     for p in queue_sub.choices.values():
         p.add_argument("--config", help="TOML configuration file")
 
+    trace = sub.add_parser(
+        "trace", help="where a message came from: Received chain, authentication, central log"
+    )
+    trace.add_argument(
+        "message", nargs="?", help="message file (also one forwarded as an attachment), or -"
+    )
+    trace.add_argument("--queue-id", action="append", default=[], help="look up this queue id")
+    trace.add_argument(
+        "--message-id", action="append", default=[], help="look up this Message-ID"
+    )
+    trace.add_argument(
+        "--outer", action="store_true",
+        help="trace the file's own headers even when it carries an attached message",
+    )
+    trace.add_argument("--config", help="TOML configuration file")
+    trace.add_argument("--json", action="store_true", help="print one JSON object")
+
+    log = sub.add_parser("log", help="the central log: search it, find a message's campaign")
+    log_sub = log.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    search = log_sub.add_parser("search", help="logged messages matching every filter")
+    search.add_argument("--since", help="from this time: ISO (UTC unless offset) or age (2h, 7d)")
+    search.add_argument("--until", help="before this time: ISO or age")
+    search.add_argument("--sender", help="envelope sender or From address")
+    search.add_argument("--recipient", help="envelope recipient")
+    search.add_argument("--domain", help="domain of the sender, From or a recipient")
+    search.add_argument("--ip", help="client IP address")
+    search.add_argument("--subject", help="Subject contains this (any case)")
+    search.add_argument("--disposition", choices=["accept", "tag", "quarantine", "reject",
+                                                   "tempfail", "submitted"])
+    search.add_argument("--symbol", help="a finding's symbol, e.g. DMARC_FAIL_REJECT")
+    search.add_argument("--message-id", help="Message-ID, with or without <>")
+    search.add_argument("--limit", type=int, default=100, help="at most this many (100)")
+    search.add_argument("--json", action="store_true", help="print one JSON object")
+    campaign = log_sub.add_parser(
+        "campaign", help="every message of one message's campaign, with every recipient"
+    )
+    campaign.add_argument("id", help="queue id or Message-ID of one message of the campaign")
+    campaign.add_argument("--window", default="72h", help="before and after that message (72h)")
+    campaign.add_argument("--by", default="sender,subject,body,url",
+                          help="what a message must share with it (comma-separated)")
+    campaign.add_argument("--limit", type=int, default=1000, help="messages per criterion")
+    campaign.add_argument("--json", action="store_true", help="print one JSON object")
+    for p in log_sub.choices.values():
+        p.add_argument("--config", help="TOML configuration file")
+
     cfg = sub.add_parser("config", help="print every configuration key with its default")
     cfg.add_argument("--config", help="validate this TOML file")
     return parser
@@ -87,6 +132,16 @@ def main(argv: list[str] | None = None) -> int:
             return _config(args)
         if args.command == "serve":
             return _serve(args)
+        if args.command == "trace":
+            return _trace(args)
+        if args.command == "log":
+            from mailward import logsearch
+
+            try:
+                return logsearch.run(_load_config(args.config), args, out=sys.stdout)
+            except logsearch.LogError as exc:
+                print(f"mailward: {exc}", file=sys.stderr)
+                return 1
         if args.command in ("users", "keys", "queue"):
             from mailward import admin
 
@@ -158,6 +213,19 @@ def _check(args: argparse.Namespace) -> int:
     else:
         print(human_report(evaluation, message))
     return 0
+
+
+def _trace(args: argparse.Namespace) -> int:
+    from mailward import trace_command
+
+    if not (args.message or args.queue_id or args.message_id):
+        raise UsageError("trace: give a message file, --queue-id or --message-id")
+    config = _load_config(args.config)
+    raw = _read_message(args.message) if args.message else None
+    return trace_command.run(
+        config, raw, source=args.message, queue_ids=args.queue_id,
+        message_ids=args.message_id, as_json=args.json, unwrap=not args.outer,
+    )
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -276,6 +276,140 @@ class StoreConfig:
 
 
 @dataclass(frozen=True)
+class TraceConfig:
+    trusted_relays: list[str] = doc(
+        "hosts besides this hub whose Received headers `mailward trace` believes (the site's "
+        "other MX hosts, relays in front of or behind the hub): IP addresses, CIDR networks "
+        "(10.0.0.0/8), host names, or .domain for every name under it",
+        factory=list,
+    )
+
+    def __post_init__(self) -> None:
+        import ipaddress
+        import re
+
+        name = re.compile(r"^(?:\*?\.)?[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?\.?$")
+        for entry in self.trusted_relays:
+            text = entry.strip()
+            if "/" in text or ":" in text or text.replace(".", "").isdigit():
+                try:
+                    ipaddress.ip_network(text, strict=False)
+                except ValueError:
+                    raise ConfigError(
+                        f"trace.trusted_relays: {entry!r} is not an IP address or network"
+                    ) from None
+            elif not name.match(text):
+                raise ConfigError(f"trace.trusted_relays: {entry!r} is not a host name")
+
+
+@dataclass(frozen=True)
+class AlertsConfig:
+    to: list[str] = doc(
+        "administrator addresses that get a short mail for each compromise alert; empty = "
+        "alerts are only recorded in the store (and the event log)",
+        factory=list,
+    )
+    rate_factor: float = doc(
+        "an account sending more than this many times its normal hourly rate (learnt while "
+        "the hub runs) within an hour is an alert",
+        10.0,
+    )
+    rate_min_per_hour: int = doc(
+        "messages per hour an account may always send, whatever its normal rate (so new and "
+        "quiet accounts do not alert on their first few messages)",
+        60,
+    )
+    external_recipients_per_hour: int = doc(
+        "distinct recipients outside the site one account may send to within an hour", 100
+    )
+    binding_refusals_per_hour: int = doc(
+        "submissions refused within an hour because the account does not own the sender "
+        "address (MAIL FROM or From)",
+        3,
+    )
+    login_ips_per_hour: int = doc(
+        "distinct client IPs one account may log in from within an hour", 5
+    )
+    failed_logins_before_success: int = doc(
+        "failed logins to one account within an hour that make its next successful login an "
+        "alert",
+        10,
+    )
+
+    def __post_init__(self) -> None:
+        import re
+
+        for address in self.to:
+            if not re.fullmatch(r"[^\s<>@\"]+@[^\s<>@\"]+", address):
+                raise ConfigError(f"alerts.to: {address!r} is not an email address")
+        if self.rate_factor <= 1.0:
+            raise ConfigError(f"alerts.rate_factor: must be above 1, got {self.rate_factor}")
+        for key in (
+            "rate_min_per_hour",
+            "external_recipients_per_hour",
+            "binding_refusals_per_hour",
+            "login_ips_per_hour",
+            "failed_logins_before_success",
+        ):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"alerts.{key}: must be at least 1, got {getattr(self, key)}")
+
+
+@dataclass(frozen=True)
+class EventsConfig:
+    jsonl_path: str = doc(
+        "write every event (connection, auth, transaction, delivery, bounce, alert) as one "
+        "JSON line to this file (reopened on SIGHUP and when rotated away); \"-\" = standard "
+        "output; empty = off",
+        "",
+    )
+    syslog: str = doc(
+        "also send every event to syslog (RFC 5424): udp://host:port or unix:///dev/log; "
+        "empty = off",
+        "",
+    )
+    syslog_facility: str = doc(
+        "syslog facility of the events: mail, daemon, user, local0 ... local7, ...", "mail"
+    )
+
+    def __post_init__(self) -> None:
+        import re
+
+        if self.syslog and not re.fullmatch(
+            r"udp://(\[[0-9A-Fa-f:.]+\]|[^\s:/\[\]]+):\d{1,5}|unix://(/\S+)", self.syslog
+        ):
+            raise ConfigError(
+                f"events.syslog: {self.syslog!r} is not udp://host:port or unix:///path"
+            )
+        facilities = (
+            "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron",
+            "authpriv", "ftp", *(f"local{i}" for i in range(8)),
+        )
+        if self.syslog_facility not in facilities:
+            raise ConfigError(
+                f"events.syslog_facility: {self.syslog_facility!r} is not one of "
+                + ", ".join(facilities)
+            )
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    listen: str = doc(
+        "host:port of the web port: Prometheus metrics at /metrics (the console will live "
+        "here too); empty = off",
+        "127.0.0.1:8025",
+    )
+
+    def __post_init__(self) -> None:
+        import re
+
+        if self.listen and not re.fullmatch(
+            r"(\[[0-9A-Fa-f:.]+\]|[^\s:\[\]]*):\d{1,5}", self.listen
+        ):
+            raise ConfigError(f"web.listen: {self.listen!r} is not host:port")
+
+
+@dataclass(frozen=True)
 class Config:
     site: SiteConfig = field(default_factory=SiteConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
@@ -293,6 +427,10 @@ class Config:
     verdict: VerdictConfig = field(default_factory=VerdictConfig)
     banner: BannerConfig = field(default_factory=BannerConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
+    trace: TraceConfig = field(default_factory=TraceConfig)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    events: EventsConfig = field(default_factory=EventsConfig)
+    web: WebConfig = field(default_factory=WebConfig)
     scores: dict[str, float] = field(default_factory=dict)
 
     @property

@@ -18,11 +18,9 @@ from typing import Any
 MAX_PARSED = 4096  # characters of one field read; longer ones are cut and flagged
 KEYWORDS = frozenset({"from", "by", "via", "with", "id", "for"})
 
-_LEX = re.compile(
-    r"""(?P<esc>\\.)|(?P<open>\()|(?P<close>\))|(?P<semi>;)
-    |(?P<quoted>"(?:[^"\\]|\\.)*"?)|(?P<angle><[^<>()]*>?)|(?P<word>[^\s()";<]+)""",
-    re.X | re.S,
-)
+_IPISH = re.compile(r"[0-9A-Fa-f:.]{2,45}")
+_TLS_HINT = re.compile(r"tls|ssl|encrypted|transport security|cipher")
+_SPECIAL = re.compile(r'[()";\\]')
 _BRACKET_IP = re.compile(r"\[(?:IPv6:)?([0-9A-Fa-f:.]+(?:%[\w.]+)?)\](?::(\d{1,5}))?", re.I)
 _NAME_BEFORE_IP = re.compile(r"^\s*([A-Za-z0-9_][A-Za-z0-9_.\-]*)\s+\[")
 _HELO_EQ = re.compile(r"(?:^|[\s\"(])helo=([^\s)\"\]]+)", re.I)
@@ -126,7 +124,7 @@ def normalize_ip(text: str) -> str | None:
     if t[:5].lower() == "ipv6:":
         t = t[5:]
     t = t.split("%", 1)[0]
-    if not t or len(t) > 45:
+    if not _IPISH.fullmatch(t):  # cheap test first: most words are names
         return None
     try:
         addr = ipaddress.ip_address(t)
@@ -157,41 +155,53 @@ def _name(word: str | None) -> str | None:
 
 def _lex(text: str) -> tuple[list[tuple[str, str]], int, list[str]]:
     """Top-level words and comments in order, the offset of the date (after the last top-level
-    ``;``, -1 if none) and problems found."""
+    ``;``, -1 if none) and problems found. Only the special characters are visited one by one."""
     items: list[tuple[str, str]] = []
     problems: list[str] = []
-    depth = 0
-    start = 0
-    date_at = -1
-    for m in _LEX.finditer(text):
-        kind = m.lastgroup
-        if depth:
-            if kind == "open":
+    depth = start = pos = cut = 0
+    date_at = skip = -1
+    quoted = False
+    for m in _SPECIAL.finditer(text):
+        i = m.start()
+        if i == skip:
+            continue
+        ch = text[i]
+        if ch == "\\":
+            skip = i + 1
+        elif quoted:
+            if ch == '"':
+                quoted = False
+                if depth == 0:
+                    items.append(("w", text[start : i + 1]))
+                    pos = i + 1
+        elif ch == '"':
+            quoted = True
+            if depth == 0:
+                items.extend(("w", w) for w in text[pos:i].split())
+                start = i
+        elif depth:
+            if ch == "(":
                 depth += 1
-            elif kind == "close":
+            elif ch == ")":
                 depth -= 1
                 if depth == 0:
-                    items.append(("c", text[start : m.start()]))
-            continue
-        if kind == "open":
-            depth, start = 1, m.end()
-        elif kind == "close":
-            problems.append("a ')' without '('")
-        elif kind == "semi":
-            items.append((";", ""))
-            date_at = m.end()
-        elif kind != "esc":
-            items.append(("w", m.group()))
-    if depth:
-        items.append(("c", text[start:]))
-        problems.append("a '(' is never closed")
-    if date_at >= 0:
-        # everything after the last ';' is the date, comments and all
-        cut = len(items) - 1
-        while items[cut][0] != ";":
-            cut -= 1
-        items = items[:cut]
-    return [i for i in items if i[0] != ";"], date_at, problems
+                    items.append(("c", text[start:i]))
+                    pos = i + 1
+        else:
+            items.extend(("w", w) for w in text[pos:i].split())
+            pos = i + 1
+            if ch == "(":
+                depth, start = 1, i + 1
+            elif ch == ")":
+                problems.append("a ')' without '('")
+            else:  # ';': what follows the last one is the date
+                cut, date_at = len(items), i + 1
+    if depth or quoted:
+        items.append(("c" if depth else "w", text[start:]))
+        problems.append("a '(' is never closed" if depth else "a '\"' is never closed")
+    else:
+        items.extend(("w", w) for w in text[pos:].split())
+    return (items[:cut] if date_at >= 0 else items), date_at, problems
 
 
 def parse_date(text: str) -> datetime | None:
@@ -256,29 +266,28 @@ def _parse(raw: str, text: str, problems: list[str]) -> Hop:
     if leading.words:
         problems.append(f"text before the first clause: {' '.join(leading.words)[:60]!r}")
     all_comments = [c for cl in (leading, *clauses.values()) for c in cl.comments]
+    lowered = " ".join(all_comments).lower()  # gates the regular expressions below
     qmail = any(_QMAIL.match(c) for c in leading.comments)
     if not clauses and not qmail:
         problems.append("no from/by clause")
 
     fields: dict[str, Any] = {}
     if "from" in clauses:
-        fields.update(_client(clauses["from"], exim=any("exim" in c.lower() for c in all_comments)))
+        fields.update(_client(clauses["from"], exim="exim" in lowered))
     by = clauses.get("by")
     if by is not None:
         fields["by"] = _name(by.words[0]) if by.words else None
-        if fields["by"] and normalize_ip(fields["by"]):  # Gmail: by 2002:a05:...
-            fields["by_ip"] = normalize_ip(fields["by"])
+        by_ip = normalize_ip(fields["by"]) if fields["by"] else None  # Gmail: by 2002:a05:...
         for c in by.comments:
-            ip = _comment_ip(c)
-            if ip:
-                fields.setdefault("by_ip", ip)
+            by_ip = by_ip or _comment_ip(c)
+        fields["by_ip"] = by_ip
     with_ = clauses.get("with")
     protocol, cipher = _protocol(with_.words) if with_ else (None, None)
-    tls = _tls(all_comments, protocol, cipher)
+    tls = _tls(all_comments if _TLS_HINT.search(lowered) else [], protocol, cipher)
     auth_user = None
     authenticated = bool(protocol and _PROTO_AUTH.match(protocol))
     envelope_from = None
-    for c in all_comments:
+    for c in all_comments if "authenticated" in lowered or "envelope-from" in lowered else ():
         m = _AUTH_USER.search(c)
         if m:
             auth_user = auth_user or m.group(1)

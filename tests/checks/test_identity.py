@@ -146,7 +146,9 @@ def test_own_domain_without_authentication(tmp_path: Path) -> None:
     report = run(tmp_path, "<admin@ourcorp.example>", ip=OUTSIDE_IP)
     f = finding(report, "IDENTITY_SITE_DOMAIN_UNAUTHENTICATED")
     assert "ourcorp.example" in f["detail"] and "DMARC fail" in f["detail"]
-    assert report["verdict"]["disposition"] in ("tag", "quarantine")
+    # our own domain used from outside without proof is rejected by default (verdict.forced)
+    assert report["verdict"]["disposition"] == "reject"
+    assert report["verdict"]["forced_by"] == "IDENTITY_SITE_DOMAIN_UNAUTHENTICATED"
 
 
 def test_own_subdomain_without_authentication(tmp_path: Path) -> None:
