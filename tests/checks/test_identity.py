@@ -148,7 +148,9 @@ def test_own_domain_without_authentication(tmp_path: Path) -> None:
     assert "ourcorp.example" in f["detail"] and "DMARC fail" in f["detail"]
     # our own domain used from outside without proof is rejected by default (verdict.forced)
     assert report["verdict"]["disposition"] == "reject"
-    assert report["verdict"]["forced_by"] == "IDENTITY_SITE_DOMAIN_UNAUTHENTICATED"
+    assert report["verdict"]["forced_by"] in (
+        "IDENTITY_SITE_DOMAIN_UNAUTHENTICATED", "ENVELOPE_SITE_DOMAIN_UNAUTHENTICATED"
+    )
 
 
 def test_own_subdomain_without_authentication(tmp_path: Path) -> None:
