@@ -79,3 +79,11 @@ def test_one_megabyte_header_block() -> None:
 def test_empty_and_header_only_messages() -> None:
     assert "MSG_NO_FROM" in symbols(b"")
     assert parse_headers(b"\r\nbody only").body == b"body only"
+
+
+def test_broken_encoded_word_charset_does_not_raise() -> None:
+    from mailward.message import decode_words
+
+    assert decode_words("=?utf-8\xff?q?x?=") == "=?utf-8\xff?q?x?="
+    parsed = parse_headers(b"From: =?utf-8\xff?q?x?= <a@example.com>\r\n\r\n")
+    assert parsed.from_domain == "example.com"

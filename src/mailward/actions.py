@@ -35,12 +35,13 @@ def received_header(
     ).encode("utf-8", "surrogateescape")
 
 
-def strip_forged_authentication_results(parsed: ParsedHeaders, authserv_id: str) -> bytes:
-    """The message without Authentication-Results fields that claim our authserv-id."""
+def strip_forged_headers(parsed: ParsedHeaders, authserv_id: str) -> bytes:
+    """The message without the fields only we may write: Authentication-Results claiming our
+    authserv-id, and X-Mailward-Warning."""
     ours = authserv_id.lower()
     forged = [
         f for f in parsed.get_all("Authentication-Results") if authserv_id_of(f.value) == ours
-    ]
+    ] + parsed.get_all("X-Mailward-Warning")
     if not forged:
         return parsed.canonical
     out = bytearray()
@@ -58,7 +59,7 @@ def prepare_inbound(
 ) -> bytes:
     """Received + our Authentication-Results on top; forged copies of ours removed."""
     when = time.time() if when is None else when
-    body = strip_forged_authentication_results(parsed, authserv_id)
+    body = strip_forged_headers(parsed, authserv_id)
     rcpt = recipients[0] if len(recipients) == 1 else None
     ar = f"Authentication-Results: {authentication_results}\r\n".encode("utf-8", "replace")
     return ar + received_header(connection, hostname, queue_id, rcpt, when) + body

@@ -11,12 +11,15 @@ from __future__ import annotations
 import base64
 import binascii
 import codecs
+import logging
 import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from mailward.message import decode_words, to_crlf
+
+log = logging.getLogger(__name__)
 
 MAX_DEPTH = 12
 MAX_PARTS = 500
@@ -37,7 +40,8 @@ SIGNED_TYPES = frozenset(
 _INLINE_PGP = (b"-----BEGIN PGP SIGNED MESSAGE-----", b"-----BEGIN PGP MESSAGE-----")
 _PARAM = re.compile(rb';\s*([A-Za-z0-9_.*-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;\s]*)')
 _CHARSET_PARAM = re.compile(rb'(;\s*charset\s*=\s*)("(?:[^"\\]|\\.)*"|[^;\s]*)', re.IGNORECASE)
-_FIELD_NAME = re.compile(rb"^([\x21-\x39\x3b-\x7e]+)[ \t]*:")
+_BARE_CR = re.compile(rb"\r(?!\n)")
+_FIELD_NAME = re.compile(rb"^([\x21-\x39\x3b-\x7e]+):")  # no blank before the colon, as for email
 _REPLY_MARKERS = re.compile(
     r"^\s*(?:(?:re|aw|sv|vs|fw|fwd|wg|tr|rv|enc|antw|rif|ref|r)\s*(?:\[\d+\])?\s*:\s*)*",
     re.IGNORECASE,
@@ -84,6 +88,7 @@ class Entity:
     cte: str = ""
     attachment: bool = False
     content_id: str = ""
+    separated: bool = True  # an empty line ends the header block (else the part is all header)
     children: list[Entity] = field(default_factory=list)
 
 
@@ -109,14 +114,17 @@ def mark(
     data = raw.replace(b"\n", b"\r\n") if lf_only else to_crlf(raw)[0]
     try:
         out = _edit(data, inline, header_value, subject_prefix, wrap_dkim_signed)
-    except Unsafe:
+    except Unsafe as exc:
+        log.debug("banner: wrapping the message: %s", exc)
         out = None
-    except Exception:  # a defect in this module must not lose or block a message
+    except Exception:  # a defect here must not block a message: wrapping keeps it intact
+        log.exception("banner: editing failed, wrapping the message")
         out = None
     if out is None:
         try:
-            out = _wrap(data, wrapped, header_value, subject_prefix)
+            out = _wrap(data, inline, wrapped, header_value, subject_prefix)
         except Exception:
+            log.exception("banner: wrapping failed, the message goes unmarked")
             return raw
     return out.replace(b"\r\n", b"\n") if lf_only else out
 
@@ -125,6 +133,8 @@ def _edit(
     data: bytes, banner: Banner, header_value: str, subject_prefix: str, wrap_dkim: bool
 ) -> bytes | None:
     """The edited message, or None when it has no text part a reader sees (wrap it)."""
+    if data.count(b"\r") != data.count(CRLF):
+        raise Unsafe("bare CR (a line break to some parsers, not to others)")
     top = parse_entity(data, 0, len(data), "text/plain", depth=0, counter=[0])
     if top.start == top.body_start and not data.startswith(CRLF):
         raise Unsafe("no header block")
@@ -141,7 +151,7 @@ def _edit(
         if part is top:
             edits.append(Edit(part.body_start, part.end, body))
             top_changes = changes
-        elif changes:
+        elif changes or not part.separated:
             fields = change_fields(part.fields, changes)
             edits.append(Edit(part.start, part.end, join_fields(fields) + CRLF + body))
         else:
@@ -204,6 +214,7 @@ def parse_entity(
     counter[0] += 1
     if depth > MAX_DEPTH or counter[0] > MAX_PARTS:
         raise Unsafe("too deep or too many parts")
+    separated = True
     if data.startswith(CRLF, start) or start == end:
         body_start = min(start + 2, end)
         fields: list[bytes] = []
@@ -216,15 +227,21 @@ def parse_entity(
             if any(not _FIELD_NAME.match(f) for f in fields):
                 raise Unsafe("no header/body separator")
             body_start = end
+            separated = False
         else:
             fields = split_fields(data[start : sep + 2])
             body_start = sep + 4
-    entity = Entity(start, body_start, end, fields, default_type)
+    mbox_line = start == 0 and bool(fields) and fields[0].startswith(b"From ")
     content: dict[bytes, bytes] = {}
-    for f in fields:
-        name = field_name(f)
-        if name.startswith(b"content-") and name not in content:
-            content[name] = field_value(f)
+    for f in fields[1 if mbox_line else 0 :]:
+        match = _FIELD_NAME.match(f)
+        if match is None:
+            raise Unsafe("a header line that is no field (a parser would end the header there)")
+        if f[:8].lower() == b"content-":
+            name = match.group(1).lower()
+            if name not in content:
+                content[name] = field_value(f)
+    entity = Entity(start, body_start, end, fields, default_type, separated=separated)
     if b"content-type" in content:
         ctype, params = parse_params(content[b"content-type"])
         if "/" not in ctype:
@@ -267,16 +284,17 @@ def split_multipart(
                 raise Unsafe("multipart without its close delimiter")
             at, line_start = found + 2, found
         after = at + len(dash)
-        if data.startswith(b"--", after, end):
+        line_end = data.find(CRLF, after, end)
+        rest = data[after : end if line_end < 0 else line_end]
+        closing = rest.startswith(b"--")
+        if rest[2 if closing else 0 :].strip(b" \t"):
+            pos = after  # "--boundaryX": a longer boundary, not ours
+            continue
+        if closing:
             if part_start is None:
                 raise Unsafe("multipart without any body part")
             spans.append((part_start, line_start))
             return spans
-        line_end = data.find(CRLF, after, end)
-        rest = data[after : end if line_end < 0 else line_end]
-        if rest.strip(b" \t"):
-            pos = after  # "--boundaryX": a longer boundary, not ours
-            continue
         if line_end < 0:
             raise Unsafe("multipart without its close delimiter")
         if part_start is not None:
@@ -337,22 +355,26 @@ def edit_leaf(body: bytes, part: Entity, banner: Banner) -> tuple[bytes, dict[st
     charset = part.params.get("charset", "").strip() or "us-ascii"
     try:
         codec = codecs.lookup(charset).name
-    except LookupError as exc:
-        raise Unsafe(f"unknown charset {charset}") from exc
-    if "<body>\r\n".encode(codec, "replace") != b"<body>\r\n":
+    except (LookupError, ValueError):
+        codec = ""  # an unknown label ("DEFAULT_CHARSET"): ASCII-compatible, as readers assume
+    if codec and "<body>\r\n".encode(codec, "replace") != b"<body>\r\n":
         raise Unsafe(f"charset {charset} is not ASCII-compatible")
     eol = "\r\n" if b"\r\n" in decoded or b"\n" not in decoded else "\n"
     changes: dict[str, str] = {}
     if part.ctype == "text/html":
         at = html_insertion_point(decoded)
-        errors_codec = "ascii" if cte == "7bit" else codec
-        inserted = (banner.html.strip() + "\n").replace("\n", eol)
+        errors_codec = "ascii" if cte == "7bit" or not codec else codec
+        inserted = ("\n" + banner.html.strip() + "\n").replace("\n", eol)
         piece = inserted.encode(errors_codec, "xmlcharrefreplace")
         new = decoded[:at] + piece + decoded[at:]
     else:
         text = banner.text.replace("\n", eol)
         bom = codecs.BOM_UTF8 if codec == "utf-8" and decoded.startswith(codecs.BOM_UTF8) else b""
         rest = decoded[len(bom) :]
+        if not codec:
+            if not text.isascii():
+                raise Unsafe(f"unknown charset {charset} for a non-ASCII banner")
+            codec = "ascii"
         try:
             new = bom + text.encode(codec) + rest
         except UnicodeEncodeError:
@@ -435,14 +457,22 @@ def change_fields(fields: list[bytes], changes: dict[str, str]) -> list[bytes]:
 def header_fields(fields: list[bytes], header_value: str, subject_prefix: str) -> list[bytes]:
     """The top-level fields with forged X-Mailward-Warning fields removed, ours first, and
     the subject prefixed once."""
-    lname = WARNING_FIELD.lower().encode()
+    ours = WARNING_FIELD.lower().encode() + b":"
     out = [encode_field(WARNING_FIELD, header_value)]
-    out += [f for f in fields if field_name(f) != lname]
+    if fields and fields[0].startswith(b"From "):
+        out.insert(0, fields[0])  # an mbox "From " envelope line stays first
+        fields = fields[1:]
+    subject = -1
+    for f in fields:
+        start = f[:19].lower()
+        if start.startswith(ours):
+            continue  # forged: only the hub writes this field
+        if subject < 0 and start.startswith(b"subject:"):
+            subject = len(out)
+        out.append(f)
     if subject_prefix:
-        for i, f in enumerate(out):
-            if field_name(f) == b"subject":
-                out[i] = prefixed_subject(f, subject_prefix)
-                break
+        if subject >= 0:
+            out[subject] = prefixed_subject(out[subject], subject_prefix)
         else:
             out.append(b"Subject: " + _prefix_words(subject_prefix, False))
     return out
@@ -453,12 +483,17 @@ def prefixed_subject(raw: bytes, prefix: str) -> bytes:
     Re:/Fwd: markers of a reply), RFC 2047 encoded-words taken into account."""
     name, _, value = raw.partition(b":")
     text = value.replace(CRLF, b"").decode("utf-8", "replace")
-    shown = _REPLY_MARKERS.sub("", decode_words(text.strip()))
+    try:
+        decoded = decode_words(text.strip())
+    except Exception:  # an encoded-word naming a charset the email package rejects
+        decoded = text.strip()
+    shown = _REPLY_MARKERS.sub("", decoded)
     if shown.casefold().startswith(prefix.casefold()):
         return raw
     rest = value.lstrip(b" \t")
-    encoded_next = rest.startswith(b"=?")
-    return name + b": " + _prefix_words(prefix, encoded_next) + b" " + rest
+    if not rest.strip():
+        return name + b": " + _prefix_words(prefix, False)
+    return name + b": " + _prefix_words(prefix, rest.startswith(b"=?")) + b" " + rest
 
 
 def _prefix_words(prefix: str, encoded_next: bool) -> bytes:
@@ -484,20 +519,21 @@ def _q_encode(data: bytes) -> bytes:
 
 
 def encode_field(name: str, value: str) -> bytes:
-    """``Name: value`` folded at spaces (RFC 5322 2.2.3), RFC 2047-encoded when not ASCII."""
-    value = " ".join(value.replace("=?", "= ?").split())
-    if value.isascii():
-        words = value.split(" ")
-    else:
-        words = []
-        chunk = ""
-        for ch in value:  # encoded-words of at most ~45 characters each (RFC 2047 2: 75)
-            if len((chunk + ch).encode("utf-8")) > 20:
-                words.append("=?utf-8?q?" + _q_encode(chunk.encode("utf-8")).decode() + "?=")
-                chunk = ""
-            chunk += ch
-        if chunk:
-            words.append("=?utf-8?q?" + _q_encode(chunk.encode("utf-8")).decode() + "?=")
+    """``Name: value`` folded at spaces (RFC 5322 2.2.3); runs of non-ASCII words become
+    RFC 2047 encoded-words (the spaces between them inside, as the white space between two
+    encoded-words is not shown)."""
+    words: list[str] = []
+    run: list[str] = []
+    for word in value.replace("=?", "= ?").split():
+        if word.isascii():
+            if run:
+                words += _encoded_words(" ".join(run))
+                run = []
+            words.append(word)
+        else:
+            run.append(word)
+    if run:
+        words += _encoded_words(" ".join(run))
     lines = [f"{name}:"]
     for word in words:
         if len(lines[-1]) + 1 + len(word) > 78 and len(lines[-1]) > len(name) + 1:
@@ -506,14 +542,31 @@ def encode_field(name: str, value: str) -> bytes:
     return "\r\n".join(lines).encode("ascii")
 
 
+def _encoded_words(text: str) -> list[str]:
+    """Text as Q encoded-words of at most 75 characters each (RFC 2047 2)."""
+    out: list[str] = []
+    chunk = b""
+    for ch in text:
+        piece = _q_encode(ch.encode("utf-8"))
+        if len(chunk) + len(piece) > 75 - len("=?utf-8?q??="):
+            out.append("=?utf-8?q?" + chunk.decode("ascii") + "?=")
+            chunk = b""
+        chunk += piece
+    if chunk:
+        out.append("=?utf-8?q?" + chunk.decode("ascii") + "?=")
+    return out
+
+
 # --- wrapping -------------------------------------------------------------------------------
 
 
-def _wrap(data: bytes, banner: Banner, header_value: str, subject_prefix: str) -> bytes:
-    """A new multipart/mixed message: the banner first, then the original. Signed, encrypted
+def _wrap(
+    data: bytes, inline: Banner, wrapped: Banner, header_value: str, subject_prefix: str
+) -> bytes:
+    """A new multipart/mixed message: a banner first, then the original. Signed, encrypted
     and malformed messages are attached whole as message/rfc822 (their bytes intact, so their
-    signature still verifies); a message without a text part keeps its content as the second
-    part (its body bytes intact)."""
+    signature still verifies) under the ``wrapped`` banner; a message without a text part
+    keeps its content as the second part (its body bytes intact) under the ``inline`` one."""
     end = data.find(b"\r\n\r\n")
     if data.startswith(CRLF):
         block, body = b"", data[2:]
@@ -524,32 +577,31 @@ def _wrap(data: bytes, banner: Banner, header_value: str, subject_prefix: str) -
     fields = split_fields(block)
     content = [f for f in fields if field_name(f).startswith(b"content-")]
     whole = _needs_whole(data, fields, content)
-    kept = [f for f in fields if not field_name(f).startswith(b"content-")
+    kept = [_BARE_CR.sub(b" ", f).replace(b"\x00", b"") for f in fields
+            if not field_name(f).startswith(b"content-")
             and field_name(f) != b"mime-version" and _FIELD_NAME.match(f)]
     outer = header_fields(kept, header_value, subject_prefix)
     boundary = new_boundary(data)
     outer += [b"MIME-Version: 1.0",
               b'Content-Type: multipart/mixed; boundary="' + boundary + b'"']
-    if whole:
-        inner = data if data.endswith(CRLF) else data + CRLF
-        cte = _identity_encoding(inner)
+    if whole:  # the CRLF before the next delimiter belongs to it: the part is data exactly
+        cte = _identity_encoding(data)
         second = (b"Content-Type: message/rfc822\r\nContent-Disposition: inline\r\n"
                   + (b"Content-Transfer-Encoding: " + cte + CRLF if cte != b"7bit" else b"")
-                  + CRLF + inner)
-        second = second[:-2]  # the delimiter's CRLF follows
+                  + CRLF + data)
     else:
         second = join_fields(content) + CRLF + body
-        if second.endswith(CRLF):
-            second = second[:-2] if not body.endswith(b"\r\n\r\n") else second
     dash = b"--" + boundary
     return (join_fields(outer) + CRLF + b"This is a multi-part message in MIME format.\r\n"
-            + dash + CRLF + banner_part(banner, data) + CRLF
+            + dash + CRLF + banner_part(wrapped if whole else inline, data) + CRLF
             + dash + CRLF + second + CRLF + dash + b"--" + CRLF)
 
 
 def _needs_whole(data: bytes, fields: list[bytes], content: list[bytes]) -> bool:
     """Whether the original goes in whole (message/rfc822) rather than as a body part:
     always unless it is a well-formed message whose content merely has no text part."""
+    if data.count(b"\r") != data.count(CRLF):
+        return True
     try:
         top = parse_entity(data, 0, len(data), "text/plain", 0, [0])
         found: list[Entity] = []

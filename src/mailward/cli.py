@@ -240,7 +240,7 @@ def _serve(args: argparse.Namespace) -> int:
     logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
         run(config)
-    except (OSError, ZoneError) as exc:
+    except (OSError, ZoneError, config_mod.ConfigError) as exc:
         print(f"mailward: cannot start: {exc}", file=sys.stderr)
         return 1
     return 0
@@ -248,7 +248,12 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _config(args: argparse.Namespace) -> int:
     if args.config:
-        _load_config(args.config)
+        from mailward import banner
+
+        try:
+            banner.check_texts(_load_config(args.config))
+        except config_mod.ConfigError as exc:
+            raise UsageError(str(exc)) from None
         print(f"{args.config}: valid")
         return 0
     for key, text, default in config_mod.documented_keys():

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from aiosmtpd.smtp import Envelope as SmtpEnvelope
 from aiosmtpd.smtp import Session
 
-from mailward import actions, signing
+from mailward import actions, banner, signing
 from mailward.config import Config
 from mailward.delivery import Attempt, MaildirDelivery, MxDelivery, SmtpRelayDelivery
 from mailward.dns import Resolver
@@ -93,6 +93,11 @@ class Hub:
                 tx.message.parsed, tx.connection, self.config.hostname, self.config.authserv_id,
                 evaluation.authentication_results, tx.queue_id, tx.envelope.rcpt_to,
             )
+            if disposition is Disposition.TAG and self.config.banner.enabled:
+                # tell the reader, in the message itself, why it is suspicious
+                raw = banner.apply_warning(
+                    raw, banner.warning_for(evaluation.verdict, self.config), self.config
+                )
             if disposition is Disposition.QUARANTINE:
                 await asyncio.to_thread(self._quarantine, tx.queue_id, raw)
                 outcome = Outcome(tx.queue_id, evaluation, "quarantined")

@@ -80,6 +80,9 @@ def run(config: Config) -> None:
     data_dir = Path(config.server.data_dir)
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     tls = tls_context(config)  # makes the self-signed certificate once, before any fork
+    from mailward import banner
+
+    banner.check_texts(config)  # a site's broken banner template fails now, not on a message
     listeners = bind(config)
     # create or migrate the store schema once, before several processes open it
     from mailward.store import Store
