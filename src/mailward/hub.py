@@ -16,12 +16,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiosmtpd.smtp import Envelope as SmtpEnvelope
 from aiosmtpd.smtp import Session
 
-from mailward import actions, banner, signing
+from mailward import actions, banner, campaign, signing
 from mailward.config import Config
 from mailward.delivery import Attempt, MaildirDelivery, MxDelivery, SmtpRelayDelivery
 from mailward.dns import Resolver
@@ -34,6 +34,7 @@ from mailward.smtp.common import connection_of
 from mailward.spool import Recipient, Spool, SpoolEntry, new_queue_id
 
 if TYPE_CHECKING:
+    from mailward.metrics import Metrics
     from mailward.store.recorder import Recorder
 
 log = logging.getLogger("mailward.hub")
@@ -78,13 +79,20 @@ class Hub:
             verified, port=config.delivery.mx_port,
         )
         self.runner = QueueRunner(self.spool, self.route, config.delivery, config.hostname,
-                                  recorder)
+                                  recorder, on_delivery=self._observe_delivery)
+        # optional observers, set by `serve`: Prometheus metrics and compromise indicators
+        self.metrics: Metrics | None = None
+        self.monitor: Any = None
 
     async def receive(self, tx: Transaction) -> Outcome:
         """Evaluate and store one message. Raises on internal failure (the caller answers 451)."""
         tx.queue_id = tx.queue_id or new_queue_id()
+        started = time.perf_counter()
         async with asyncio.timeout(self.config.smtp.verdict_timeout):
             evaluation = await self.pipeline.evaluate(tx)
+        if self.metrics is not None:
+            self.metrics.observe_message(str(evaluation.verdict.disposition),
+                                         evaluation.findings, time.perf_counter() - started)
         disposition = evaluation.verdict.disposition
         if disposition in (Disposition.REJECT, Disposition.TEMPFAIL):
             outcome = Outcome(tx.queue_id, evaluation, "refused")
@@ -146,6 +154,7 @@ class Hub:
                 from_address=sender, reply_to=parsed.first("Reply-To"),
                 subject=parsed.first("Subject"), size=len(tx.message.raw),
                 body_sha256=hashlib.sha256(parsed.body).hexdigest(),
+                urls=campaign.message_urls(parsed, self.site_domains),
             )
         except Exception:  # the log must never lose the mail
             log.exception("%s could not be logged to the store", tx.queue_id)
@@ -158,6 +167,21 @@ class Hub:
             if self.recorder is not None:
                 self.recorder.record_delivery(queue_id=queue_id, recipient=rcpt,
                                               status=attempt.status, reply=attempt.reply)
+            self._observe_delivery(attempt.status, 0.0)
+
+    def _observe_delivery(self, status: str, seconds: float) -> None:
+        if self.metrics is not None:
+            self.metrics.observe_delivery(status, seconds)
+
+    async def queue_notification(self, raw: bytes, recipients: list[str]) -> str:
+        """Queue a message of our own (an alert to the administrators) from the null sender."""
+        qid = new_queue_id()
+        entry = SpoolEntry(qid, "", [Recipient(r) for r in recipients], time.time(),
+                           direction="outbound", bounce_allowed=False,
+                           extra={"notification": "alert"})
+        await asyncio.to_thread(self.spool.enqueue, raw, entry)
+        self._queued(qid)
+        return qid
 
     def _quarantine(self, queue_id: str, raw: bytes) -> None:
         path = self.quarantine_dir / f"{queue_id}.eml"
@@ -180,8 +204,8 @@ class Hub:
         """Look at the whole queue again now (after `mailward queue flush`)."""
         self.runner.flush()
 
-    def start(self) -> None:
-        self.runner.start()
+    def start(self, recover: bool = True) -> None:
+        self.runner.start(recover)
 
     async def stop(self) -> None:
         await self.runner.stop()
@@ -235,6 +259,11 @@ class Hub:
         tx = Transaction(connection, Envelope(envelope.mail_from or "", list(envelope.rcpt_tos)),
                          message, qid)
         self._record_transaction(tx, None, "submitted")
+        if self.metrics is not None:
+            self.metrics.observe_message("submitted")
+        if self.monitor is not None:
+            self.monitor.submitted(user, [(r, not self.is_local(r)) for r in envelope.rcpt_tos],
+                                   ip=connection.ip)
         log.info("%s submitted by %s from=<%s> to=%s signed=%s", qid, user,
                  envelope.mail_from, ",".join(envelope.rcpt_tos), bool(signatures))
         return qid

@@ -32,8 +32,11 @@ class QueueRunner:
     def __init__(
         self, spool: Spool, route: Router, config: DeliveryConfig, hostname: str,
         recorder: Recorder | None = None,
+        on_delivery: Callable[[str, float], None] | None = None,
     ) -> None:
         self.spool = spool
+        # told of every delivery outcome and the seconds since arrival (metrics)
+        self.on_delivery = on_delivery
         self.route = route
         self.config = config
         self.hostname = hostname
@@ -44,8 +47,10 @@ class QueueRunner:
         self._timer_wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
-    def start(self) -> None:
-        self.flush(recovering=True)
+    def start(self, recover: bool = True) -> None:
+        """Schedule what the spool holds and start the workers. ``recover`` also discards
+        half-written files: only when no other process can be writing to the spool."""
+        self.flush(recovering=recover)
         self._tasks = [asyncio.create_task(self._worker(), name=f"delivery-{i}")
                        for i in range(self.config.concurrency)]
         self._tasks.append(asyncio.create_task(self._timer(), name="delivery-timer"))
@@ -56,7 +61,10 @@ class QueueRunner:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def enqueued(self, queue_id: str) -> None:
-        """A message was just committed to the spool: deliver it now."""
+        """A message was just committed to the spool: deliver it now (once: a spool scan may
+        have found it already)."""
+        if queue_id in self._known:
+            return
         self._known.add(queue_id)
         self._ready.put_nowait(queue_id)
 
@@ -66,6 +74,8 @@ class QueueRunner:
         while self._later:
             self._ready.put_nowait(heapq.heappop(self._later)[1])
         ids = self.spool.recover() if recovering else self.spool.queued()
+        if recovering:
+            log.info("spool recovered: %d message(s) queued", len(ids))
         now = time.time()
         for qid in ids:
             if qid in self._known:
@@ -76,8 +86,6 @@ class QueueRunner:
                 log.error("%s unreadable queue entry, left in place: %s", qid, exc)
                 continue
             self._known.add(qid)
-            if recovering:
-                log.info("%s recovered from the spool", qid)
             if entry.next_attempt <= now:
                 self._ready.put_nowait(qid)
             else:
@@ -134,6 +142,8 @@ class QueueRunner:
                 self.recorder.record_delivery(queue_id=qid, recipient=rcpt.address,
                                               status=result.status, attempt=rcpt.attempts,
                                               reply=result.reply)
+            if self.on_delivery is not None:
+                self.on_delivery(result.status, time.time() - entry.received_at)
         if entry.pending and time.time() - entry.received_at > self.config.max_age:
             for rcpt in entry.pending:
                 rcpt.status = "failed"

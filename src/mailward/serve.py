@@ -18,9 +18,9 @@ import os
 import signal
 import socket
 import ssl
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from mailward.config import Config
 from mailward.dns import make_resolver
@@ -30,7 +30,9 @@ from mailward.smtp.inbound import InboundHandler
 from mailward.smtp.server import ConnectionLimits, LimitedSMTP, drain, split_hostport
 from mailward.smtp.submission import SubmissionHandler, SubmissionSMTP
 from mailward.smtp.throttle import AuthThrottle
+from mailward.spool import Spool
 from mailward.tlsconfig import ensure_self_signed, server_context
+from mailward.worker_link import MasterLink, WorkerLink
 
 log = logging.getLogger("mailward")
 PR_SET_PDEATHSIG = 1
@@ -92,6 +94,11 @@ def run(config: Config) -> None:
     if workers == 1:
         asyncio.run(_serve(config, listeners, tls, deliver=True))
         return
+    from mailward.metrics import prepare_multiprocess
+
+    prepare_multiprocess(data_dir / "metrics")  # before any fork and any metric exists
+    # half-written spool files are discarded now, while no worker can be writing one
+    Spool(data_dir / "spool").recover()
     read_end, write_end = os.pipe()
     children = []
     for index in range(workers):
@@ -101,9 +108,8 @@ def run(config: Config) -> None:
             try:
                 ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
                 os.close(read_end)
-                notify = _pipe_notifier(write_end)
-                asyncio.run(_serve(config, listeners, tls, deliver=False, notify=notify,
-                                   name=f"worker {index}"))
+                asyncio.run(_serve(config, listeners, tls, deliver=False,
+                                   link=WorkerLink(write_end), name=f"worker {index}"))
                 code = 0
             except BaseException:
                 log.exception("worker %d failed", index)
@@ -116,58 +122,55 @@ def run(config: Config) -> None:
     asyncio.run(_master(config, children, read_end))
 
 
-def _pipe_notifier(fd: int) -> Callable[[str], None]:
-    def notify(queue_id: str) -> None:
-        os.write(fd, queue_id.encode() + b"\n")  # < PIPE_BUF: atomic across workers
-
-    return notify
-
-
 async def _master(config: Config, children: list[int], read_end: int) -> None:
-    """Runs the delivery queue for messages the workers queued; forwards signals to them."""
-    from mailward.store import Store
+    """Runs the delivery queue for messages the workers queued, the alert detector for the
+    events they relay, and the metrics endpoint; forwards signals to the workers."""
+    from mailward.metrics import Metrics
 
-    data_dir = Path(config.server.data_dir)
-    resolver = make_resolver(config.dns.zone_file, config.dns.nameservers, config.dns.timeout,
-                             config.dns.cache_size, config.dns.negative_ttl)
-    store = await asyncio.to_thread(Store.from_config, config.store, data_dir=data_dir)
-    recorder = store.writer()
-    hub = Hub(config, resolver, recorder=recorder)
-    hub.start()
+    observers = await _Observers.open(config)
+    hub = Hub(config, observers.resolver, recorder=observers.recorder)
+    metrics = Metrics(resolver=observers.resolver, queue_depth=lambda: len(hub.spool.queued()),
+                      multiprocess_dir=Path(config.server.data_dir) / "metrics")
+    monitor = observers.attach(hub, metrics)
+    web = await observers.serve_metrics(metrics)
+    hub.start(recover=False)  # the workers are already writing to the spool
     loop = asyncio.get_running_loop()
-    buffer = bytearray()
+    link = MasterLink(hub.runner.enqueued, monitor)
 
     def on_readable() -> None:
         chunk = os.read(read_end, 65536)
         if not chunk:
             loop.remove_reader(read_end)
             return
-        buffer.extend(chunk)
-        *lines, rest = bytes(buffer).split(b"\n")
-        buffer[:] = rest
-        for line in lines:
-            hub.runner.enqueued(line.decode())
+        link.feed(chunk)
+
+    def forward(sig: int) -> None:
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+
+    def reopen() -> None:
+        observers.events.reopen()
+        forward(signal.SIGHUP)
 
     loop.add_reader(read_end, on_readable)
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGUSR1, hub.wake)
-    pid_file = data_dir / "mailward.pid"
+    loop.add_signal_handler(signal.SIGHUP, reopen)
+    pid_file = Path(config.server.data_dir) / "mailward.pid"
     pid_file.write_text(f"{os.getpid()}\n")
     log.info("master: %d workers (%s), delivery queue here", len(children),
              ", ".join(map(str, children)))
     exited = asyncio.create_task(_wait_children(children))
     await asyncio.wait([asyncio.create_task(stop.wait()), exited],
                        return_when=asyncio.FIRST_COMPLETED)
-    for pid in children:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
+    forward(signal.SIGTERM)
     await exited
     loop.remove_reader(read_end)
     await hub.stop()
-    await asyncio.to_thread(recorder.close)
-    await asyncio.to_thread(store.close)
+    await observers.close(web)
     pid_file.unlink(missing_ok=True)
     log.info("stopped")
 
@@ -182,18 +185,79 @@ async def _wait_children(children: list[int]) -> None:
         await asyncio.sleep(0.1)
 
 
+class _Observers:
+    """What watches the hub: the store writer, the event export, metrics and alerts."""
+
+    def __init__(self, config: Config, resolver: Any, store: Any) -> None:
+        from mailward.eventlog import EventSink, EventTee
+
+        self.config = config
+        self.resolver = resolver
+        self.store = store
+        self.writer = store.writer()
+        self.events = EventSink(config.events, hostname=config.hostname)
+        self.recorder = EventTee(self.writer, self.events) if self.events.enabled else self.writer
+
+    @classmethod
+    async def open(cls, config: Config) -> _Observers:
+        from mailward.store import Store
+
+        resolver = make_resolver(config.dns.zone_file, config.dns.nameservers,
+                                 config.dns.timeout, config.dns.cache_size,
+                                 config.dns.negative_ttl)
+        store = await asyncio.to_thread(Store.from_config, config.store,
+                                        data_dir=Path(config.server.data_dir))
+        return cls(config, resolver, store)
+
+    def attach(self, hub: Hub, metrics: Any) -> Any:
+        """Give the hub its metrics and an alert monitor mailing the admins through it."""
+        from mailward.alerts import AlertMonitor
+
+        monitor = AlertMonitor(self.config, self.recorder, send=hub.queue_notification)
+        hub.metrics = metrics
+        hub.monitor = monitor
+        return monitor
+
+    async def serve_metrics(self, metrics: Any) -> asyncio.Server | None:
+        from mailward.metrics import start_server
+
+        if not self.config.web.listen:
+            return None
+        web = await start_server(metrics, self.config.web.listen)
+        log.info("metrics on http://%s/metrics", self.config.web.listen)
+        return web
+
+    async def close(self, web: asyncio.Server | None) -> None:
+        if web is not None:
+            web.close()
+            await web.wait_closed()
+        await asyncio.to_thread(self.writer.close)
+        await asyncio.to_thread(self.events.close)
+        await asyncio.to_thread(self.store.close)
+
+
 async def _serve(
     config: Config, listeners: Listeners, tls: ssl.SSLContext, *, deliver: bool,
-    notify: Callable[[str], None] | None = None, name: str = "hub",
+    link: WorkerLink | None = None, name: str = "hub",
 ) -> None:
-    from mailward.store import Store
+    """One process's listeners. ``deliver``: also run the delivery queue, metrics endpoint and
+    alert detector here (single process); otherwise relay to the master through ``link``."""
+    from mailward.metrics import Metrics
 
     data_dir = Path(config.server.data_dir)
-    resolver = make_resolver(config.dns.zone_file, config.dns.nameservers, config.dns.timeout,
-                             config.dns.cache_size, config.dns.negative_ttl)
-    store = await asyncio.to_thread(Store.from_config, config.store, data_dir=data_dir)
-    recorder = store.writer()
-    hub = Hub(config, resolver, recorder=recorder, notify=notify)
+    observers = await _Observers.open(config)
+    recorder = observers.recorder
+    hub = Hub(config, observers.resolver, recorder=recorder,
+              notify=link.queued if link is not None else None)
+    web = None
+    if deliver:
+        metrics = Metrics(resolver=observers.resolver,
+                          queue_depth=lambda: len(hub.spool.queued()))
+        monitor = observers.attach(hub, metrics)
+        web = await observers.serve_metrics(metrics)
+    else:
+        hub.metrics = Metrics(resolver=observers.resolver)
+        hub.monitor = monitor = link
     smtp = config.smtp
     common = {
         "hostname": config.hostname, "data_size_limit": smtp.max_message_size,
@@ -204,9 +268,9 @@ async def _serve(
     sub_limits = ConnectionLimits(smtp.max_connections, smtp.max_connections_per_ip)
     inbound = InboundHandler(hub)
     submission = SubmissionHandler(
-        StoreAccounts(store, config.submission.shared_addresses), hub,
+        StoreAccounts(observers.store, config.submission.shared_addresses), hub,
         AuthThrottle(config.submission.max_auth_failures, config.submission.auth_window),
-        smtp.max_recipients, record_auth=recorder.record_auth,
+        smtp.max_recipients, record_auth=recorder.record_auth, monitor=monitor,
     )
 
     def inbound_factory() -> LimitedSMTP:
@@ -232,13 +296,14 @@ async def _serve(
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, observers.events.reopen)
     pid_file = data_dir / "mailward.pid"
     if deliver:
         loop.add_signal_handler(signal.SIGUSR1, hub.wake)
         pid_file.write_text(f"{os.getpid()}\n")
     log.info("%s listening: inbound %s, submission %s (STARTTLS), %s (TLS); data in %s; store %s",
              name, smtp.inbound_listen, smtp.submission_listen or "-",
-             smtp.submission_tls_listen or "-", data_dir, store.url)
+             smtp.submission_tls_listen or "-", data_dir, observers.store.url)
     await stop.wait()
     log.info("%s stopping: no new connections; finishing sessions in progress", name)
     for server in servers:
@@ -249,6 +314,5 @@ async def _serve(
     if deliver:
         await hub.stop()
         pid_file.unlink(missing_ok=True)
-    await asyncio.to_thread(recorder.close)
-    await asyncio.to_thread(store.close)
+    await observers.close(web)
     log.info("%s stopped", name)

@@ -76,6 +76,8 @@ hostname = "mx.ourcorp.example"
 inbound_listen = "127.0.0.1:{self.inbound_port}"
 submission_listen = "127.0.0.1:{self.submission_port}"
 submission_tls_listen = "127.0.0.1:{self.submission_tls_port}"
+[web]
+listen = "127.0.0.1:{self.web_port}"
 {self.extra_config}
 """
         )

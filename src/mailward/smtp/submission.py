@@ -12,7 +12,7 @@ from aiosmtpd.smtp import Envelope as SmtpEnvelope
 
 from mailward.message import parse_addresses
 from mailward.model import Message
-from mailward.smtp.common import EXTENSIONS, connection_of, has_bare_line_ending
+from mailward.smtp.common import EXTENSIONS, has_bare_line_ending
 from mailward.smtp.server import LimitedSMTP
 from mailward.smtp.throttle import AuthThrottle
 
@@ -79,13 +79,15 @@ class SubmissionHandler:
 
     def __init__(
         self, accounts: Accounts, submitter: Submitter, throttle: AuthThrottle,
-        max_recipients: int, record_auth: Any = None,
+        max_recipients: int, record_auth: Any = None, monitor: Any = None,
     ) -> None:
         self.accounts = accounts
         self.submitter = submitter
         self.throttle = throttle
         self.max_recipients = max_recipients
         self.record_auth = record_auth
+        # compromise indicators (mailward.alerts.AlertMonitor or the worker's relay of it)
+        self.monitor = monitor
 
     async def authenticate(
         self, server: SubmissionSMTP, mechanism: str, login: bytes, password: bytes
@@ -121,6 +123,13 @@ class SubmissionHandler:
         if self.record_auth is not None:
             self.record_auth(ip=ip, user=user, mechanism=mechanism, success=success,
                              reason=reason)
+        if self.monitor is not None:
+            self.monitor.auth(user, ip, success)
+
+    def _refused(self, session: Session, user: str, address: str) -> None:
+        if self.monitor is not None:
+            ip = session.peer[0] if isinstance(session.peer, tuple) else None
+            self.monitor.binding_refused(user, address, ip=ip)
 
     async def handle_EHLO(
         self, server: Any, session: Session, envelope: SmtpEnvelope, hostname: str,
@@ -137,6 +146,7 @@ class SubmissionHandler:
             return "530 5.7.0 Authentication required"
         user = str(session.auth_data)
         if not address or not await self.accounts.owns(user, address):
+            self._refused(session, user, address)
             return f"553 5.7.1 <{address}>: sender address not owned by {user}"
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
@@ -168,6 +178,7 @@ class SubmissionHandler:
             return "553 5.7.1 The message has no From address"
         for sender in senders:
             if not await self.accounts.owns(user, sender.address):
+                self._refused(session, user, sender.address)
                 return f"553 5.7.1 From address <{sender.address}> not owned by {user}"
         try:
             qid = await self.submitter.submit(user, session, envelope, message)
@@ -177,4 +188,4 @@ class SubmissionHandler:
         return f"250 2.0.0 OK queued as {qid}"
 
 
-__all__ = ["Accounts", "SubmissionHandler", "SubmissionSMTP", "Submitter", "connection_of"]
+__all__ = ["Accounts", "SubmissionHandler", "SubmissionSMTP", "Submitter"]
