@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.pg import pg_server  # noqa: F401  (the PostgreSQL fixture, for every test folder)
+
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 CONFORMANCE = SHARED / "conformance"
 

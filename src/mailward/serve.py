@@ -206,7 +206,8 @@ class _Observers:
                                  config.dns.timeout, config.dns.cache_size,
                                  config.dns.negative_ttl)
         store = await asyncio.to_thread(Store.from_config, config.store,
-                                        data_dir=Path(config.server.data_dir))
+                                        data_dir=Path(config.server.data_dir),
+                                        instance=config.hostname)
         return cls(config, resolver, store)
 
     def attach(self, hub: Hub, metrics: Any) -> Any:
