@@ -316,23 +316,25 @@ class AlertsConfig:
     )
     rate_min_per_hour: int = doc(
         "messages per hour an account may always send, whatever its normal rate (so new and "
-        "quiet accounts do not alert on their first few messages)",
+        "quiet accounts do not alert on their first few messages); more is an alert",
         60,
     )
     external_recipients_per_hour: int = doc(
-        "distinct recipients outside the site one account may send to within an hour", 100
+        "distinct recipients outside the site one account may send to within an hour; more "
+        "is an alert",
+        100,
     )
     binding_refusals_per_hour: int = doc(
-        "submissions refused within an hour because the account does not own the sender "
-        "address (MAIL FROM or From)",
+        "submissions of one account refused within an hour because it does not own the "
+        "sender address (MAIL FROM or From) that make an alert",
         3,
     )
     login_ips_per_hour: int = doc(
-        "distinct client IPs one account may log in from within an hour", 5
+        "distinct client IPs one account may log in from within an hour; more is an alert", 5
     )
     failed_logins_before_success: int = doc(
-        "failed logins to one account within an hour that make its next successful login an "
-        "alert",
+        "failed logins to one account within an hour (without a success between them) that "
+        "make the next successful login an alert",
         10,
     )
 

@@ -19,6 +19,9 @@ from mailward.store import Store, migrate
 from mailward.store.engine import make_engine
 from mailward.store.models import Base
 
+HEAD = "0002"
+REVISION_FILES = ["0001_initial.py", "0002_campaign_urls.py"]
+
 
 def schema_differences(engine: Engine, metadata: MetaData) -> list[object]:
     with engine.connect() as conn:
@@ -36,7 +39,7 @@ def engine(store_url: str) -> Iterator[Engine]:
 
 
 def test_models_and_migrated_schema_agree(engine: Engine) -> None:
-    assert migrate.current_revision(engine) == migrate.head_revision() == "0001"
+    assert migrate.current_revision(engine) == migrate.head_revision() == HEAD
     assert schema_differences(engine, Base.metadata) == []
 
 
@@ -73,7 +76,7 @@ def test_open_again_is_a_no_op(store_url: str) -> None:
         Store.open(store_url, instance="again").close()
     engine = make_engine(store_url)
     try:
-        assert migrate.current_revision(engine) == "0001"
+        assert migrate.current_revision(engine) == HEAD
     finally:
         engine.dispose()
 
@@ -118,7 +121,7 @@ def test_scripts_live_inside_the_package() -> None:
     assert location.is_relative_to(package)
     assert (location / "env.py").is_file()
     assert (location / "script.py.mako").is_file()
-    assert [p.name for p in (location / "versions").glob("*.py")] == ["0001_initial.py"]
+    assert sorted(p.name for p in (location / "versions").glob("*.py")) == REVISION_FILES
 
 
 def test_no_alembic_ini_needed(tmp_path: Path) -> None:
@@ -134,6 +137,6 @@ def test_no_alembic_ini_needed(tmp_path: Path) -> None:
     assert not (tmp_path / "alembic.ini").exists()
     engine = make_engine(url)
     try:
-        assert migrate.current_revision(engine) == "0001"
+        assert migrate.current_revision(engine) == HEAD
     finally:
         engine.dispose()

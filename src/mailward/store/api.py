@@ -8,7 +8,7 @@ loop: write through an ``EventWriter`` (``store.writer()``), and read with
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
@@ -242,6 +242,44 @@ class Store(Recorder):
             limit=limit,
             offset=offset,
         )
+
+    def related_transaction_ids(
+        self,
+        *,
+        since: datetime,
+        until: datetime,
+        senders: Sequence[str] = (),
+        subjects: Sequence[str] = (),
+        body_sha256s: Sequence[str] = (),
+        urls: Sequence[str] = (),
+        limit: int = 1000,
+    ) -> dict[str, set[str]]:
+        """Row ids of the messages received in [since, until) sharing a sender (envelope or
+        From address), a Subject, a body fingerprint or a link with the values given, each with
+        the criteria it matched (``sender``, ``subject``, ``body``, ``url``); at most ``limit``
+        per criterion, newest first. See ``campaign.find_campaign``."""
+        return search.related_ids(
+            self._engine,
+            since=since,
+            until=until,
+            senders=senders,
+            subjects=subjects,
+            body_sha256s=body_sha256s,
+            urls=urls,
+            limit=limit,
+        )
+
+    def transactions_by_ids(self, ids: Sequence[str]) -> list[StoredTransaction]:
+        """The logged messages with these row ids (``StoredTransaction.id``), newest first."""
+        return search.transactions_by_ids(self._engine, ids)
+
+    def transaction_urls(self, ids: Sequence[str]) -> dict[str, list[str]]:
+        """The links stored for each of these messages (row id -> normalized links)."""
+        return search.urls_of(self._engine, ids)
+
+    def deliveries_of(self, queue_ids: Sequence[str]) -> dict[str, list[StoredDelivery]]:
+        """Every delivery attempt of each of these messages (queue id -> attempts, in order)."""
+        return reads.deliveries_of(self._engine, queue_ids)
 
     def transaction(self, queue_id: str) -> StoredTransaction | None:
         found = self.find_transactions(queue_id=queue_id, limit=1)

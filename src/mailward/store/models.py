@@ -111,6 +111,23 @@ class FindingRow(Base):
     detail: Mapped[str] = mapped_column(Text)
 
 
+# Longest link stored for campaign grouping (indexed: under PostgreSQL's btree entry limit).
+URL_LENGTH = 500
+
+
+class UrlRow(Base):
+    """A link in a message's text, normalized (no query or fragment), so that the messages of a
+    campaign can be found by the links they share."""
+
+    __tablename__ = "transaction_urls"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    transaction_id: Mapped[str] = mapped_column(
+        IdString, ForeignKey("transactions.id", ondelete="CASCADE"), index=True
+    )
+    url: Mapped[str] = mapped_column(String(URL_LENGTH), index=True)
+
+
 class DeliveryRow(Base):
     """One delivery attempt of a message to one recipient and the reply it got."""
 

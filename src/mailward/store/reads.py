@@ -3,6 +3,7 @@ user reports and quarantine entries (newest first, bounded)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, Engine, Table, select
@@ -167,3 +168,21 @@ def quarantine_entry(reads: Engine, queue_id: str) -> QuarantineEntry | None:
     return QuarantineEntry(
         r.queue_id, r.at, r.reason, r.raw_path, r.raw, r.released_at, r.deleted_at
     )
+
+
+def deliveries_of(reads: Engine, queue_ids: Sequence[str]) -> dict[str, list[StoredDelivery]]:
+    """Every delivery attempt of each of these messages, in order (queue id -> attempts)."""
+    found: dict[str, list[StoredDelivery]] = {}
+    unique = sorted(set(queue_ids))
+    with reads.connect() as conn:
+        for start in range(0, len(unique), 500):
+            query = (
+                select(DELIVERIES)
+                .where(DELIVERIES.c.queue_id.in_(unique[start : start + 500]))
+                .order_by(DELIVERIES.c.at, DELIVERIES.c.id)
+            )
+            for r in conn.execute(query):
+                found.setdefault(r.queue_id, []).append(
+                    StoredDelivery(r.queue_id, r.recipient, r.attempt, r.status, r.reply, r.at)
+                )
+    return found

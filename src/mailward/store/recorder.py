@@ -17,6 +17,7 @@ from mailward.store import limits
 from mailward.store.ids import new_id
 from mailward.store.jobs import WriteJob
 from mailward.store.models import (
+    URL_LENGTH,
     AlertRow,
     AuthEventRow,
     ConnectionRow,
@@ -26,6 +27,7 @@ from mailward.store.models import (
     QuarantineRow,
     RecipientRow,
     TransactionRow,
+    UrlRow,
     UserReportRow,
 )
 from mailward.store.redact import safe_payload
@@ -40,6 +42,10 @@ EVENTS = EventRow.__table__
 ALERTS = AlertRow.__table__
 REPORTS = UserReportRow.__table__
 QUARANTINE = QuarantineRow.__table__
+URLS = UrlRow.__table__
+
+# links stored per message (campaign grouping); more are ignored
+MAX_URLS = 100
 
 # store.keep_raw values, mildest first
 KEEP_RAW = ("none", "quarantine", "quarantine-and-reported")
@@ -173,11 +179,14 @@ class Recorder(abc.ABC):
         size: int = 0,
         body_sha256: str | None = None,
         received_at: datetime | None = None,
+        urls: Iterable[str] = (),
     ) -> str:
         """Log one message with its recipients and findings (one commit); returns its row id.
 
         ``header_from`` is the From header as sent (display name included); ``from_address`` is
         the address parsed from it. ``queue_id`` must be unique across the whole site.
+        ``urls`` are the message's links as ``campaign.message_urls`` normalizes them (the
+        first MAX_URLS distinct ones are kept).
         """
         transaction_id = new_id()
         envelope_from = limits.address(mail_from) or ""
@@ -232,6 +241,15 @@ class Recorder(abc.ABC):
                     },
                 )
             )
+        kept: set[str] = set()
+        for url in urls:
+            link = limits.clean(url.strip(), URL_LENGTH)
+            if not link or link in kept:
+                continue
+            if len(kept) >= MAX_URLS:
+                break
+            kept.add(link)
+            inserts.append((URLS, {"transaction_id": transaction_id, "url": link}))
         self._submit(WriteJob(f"transaction {queue_id!r}", inserts))
         return transaction_id
 

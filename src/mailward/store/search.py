@@ -6,10 +6,16 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, or_, select
+from sqlalchemy import ColumnElement, Engine, exists, func, or_, select
 
 from mailward.store import limits
-from mailward.store.models import ConnectionRow, FindingRow, RecipientRow, TransactionRow
+from mailward.store.models import (
+    ConnectionRow,
+    FindingRow,
+    RecipientRow,
+    TransactionRow,
+    UrlRow,
+)
 from mailward.store.records import StoredFinding, StoredTransaction
 
 T = TransactionRow.__table__
@@ -67,8 +73,7 @@ def find_transactions(
         address = limits.address(sender)
         where.append(or_(T.c.mail_from == address, T.c.from_address == address))
     if recipient is not None:
-        address = limits.address(recipient)
-        where.append(T.c.id.in_(select(R.c.transaction_id).where(R.c.address == address)))
+        where.append(_recipient_condition(reads, limits.address(recipient) or ""))
     if domain is not None:
         name = _domain(domain)
         where.append(
@@ -118,6 +123,23 @@ def find_transactions(
     return [_transaction(row, recipients.get(row.id, ()), findings.get(row.id, ())) for row in rows]
 
 
+# A recipient with at least this many messages is searched newest-first along the time index
+# (probing each message's recipients), one with fewer by looking its messages up: whichever
+# touches fewer rows. SQLite plans without per-value statistics and would otherwise load and
+# sort every message of a busy mailbox (~1 s for 100,000 of them) to return the newest 100.
+BUSY_RECIPIENT = 5000
+
+
+def _recipient_condition(reads: Engine, address: str) -> ColumnElement[bool]:
+    """``the transaction has this envelope recipient``, in the form that is fast for it."""
+    with reads.connect() as conn:
+        some = select(R.c.id).where(R.c.address == address).limit(BUSY_RECIPIENT).subquery()
+        count = conn.execute(select(func.count()).select_from(some)).scalar_one()
+    if count >= BUSY_RECIPIENT:
+        return exists().where(R.c.transaction_id == T.c.id, R.c.address == address)
+    return T.c.id.in_(select(R.c.transaction_id).where(R.c.address == address))
+
+
 def _chunks(ids: Sequence[str]) -> list[Sequence[str]]:
     return [ids[i : i + _CHUNK] for i in range(0, len(ids), _CHUNK)]
 
@@ -149,3 +171,102 @@ def _transaction(
         recipients=tuple(recipients),
         findings=tuple(findings),
     )
+
+
+# -- campaigns: the messages sharing something with one message ------------------------------
+
+U = UrlRow.__table__
+CRITERIA = ("sender", "subject", "body", "url")
+
+
+def related_ids(
+    reads: Engine,
+    *,
+    since: datetime,
+    until: datetime,
+    senders: Sequence[str] = (),
+    subjects: Sequence[str] = (),
+    body_sha256s: Sequence[str] = (),
+    urls: Sequence[str] = (),
+    limit: int = 1000,
+) -> dict[str, set[str]]:
+    """Ids of the transactions received in [since, until) that share something with the given
+    values, each with what it shares: ``sender`` (envelope sender or From address equal to one
+    of ``senders``), ``subject`` (the same Subject header text), ``body`` (the same body
+    fingerprint), ``url`` (one of the same normalized links). Every criterion is one indexed
+    query returning at most its ``limit`` newest matches."""
+    if not 0 < limit <= MAX_LIMIT:
+        raise ValueError(f"limit must be between 1 and {MAX_LIMIT}")
+    window = (T.c.received_at >= _aware("since", since), T.c.received_at < _aware("until", until))
+    addresses = sorted({a for a in (limits.address(s) for s in senders) if a})
+    queries: list[tuple[str, Any]] = []
+    if addresses:
+        # two queries, not one OR: each uses its own index
+        queries.append(("sender", select(T.c.id).where(T.c.mail_from.in_(addresses), *window)))
+        queries.append(("sender", select(T.c.id).where(T.c.from_address.in_(addresses), *window)))
+    wanted = sorted({limits.clean(s, limits.SUBJECT) for s in subjects if s and s.strip()})
+    if wanted:
+        queries.append(("subject", select(T.c.id).where(T.c.subject.in_(wanted), *window)))
+    bodies = sorted({b for b in body_sha256s if b})
+    if bodies:
+        queries.append(("body", select(T.c.id).where(T.c.body_sha256.in_(bodies), *window)))
+    links = sorted({u for u in urls if u})
+    if links:
+        queries.append(
+            (
+                "url",
+                select(T.c.id, T.c.received_at)  # DISTINCT needs the ORDER BY column
+                .distinct()
+                .select_from(T.join(U, U.c.transaction_id == T.c.id))
+                .where(U.c.url.in_(links), *window),
+            )
+        )
+    found: dict[str, set[str]] = {}
+    with reads.connect() as conn:
+        for criterion, query in queries:
+            ordered = query.order_by(T.c.received_at.desc()).limit(limit)
+            for row in conn.execute(ordered):
+                found.setdefault(row[0], set()).add(criterion)
+    return found
+
+
+def transactions_by_ids(reads: Engine, ids: Sequence[str]) -> list[StoredTransaction]:
+    """The transactions with these row ids (unknown ids are skipped), newest first."""
+    rows: list[Any] = []
+    recipients: dict[str, list[str]] = {}
+    findings: dict[str, list[StoredFinding]] = {}
+    with reads.connect() as conn:
+        for chunk in _chunks(sorted(set(ids))):
+            rows.extend(
+                conn.execute(
+                    select(T, C.c.instance, C.c.peer_ip, C.c.rdns, C.c.helo, C.c.auth_user)
+                    .select_from(T.outerjoin(C, T.c.connection_id == C.c.id))
+                    .where(T.c.id.in_(chunk))
+                )
+            )
+            for r in conn.execute(
+                select(R.c.transaction_id, R.c.address)
+                .where(R.c.transaction_id.in_(chunk))
+                .order_by(R.c.id)
+            ):
+                recipients.setdefault(r.transaction_id, []).append(r.address)
+            for f in conn.execute(select(F).where(F.c.transaction_id.in_(chunk)).order_by(F.c.id)):
+                findings.setdefault(f.transaction_id, []).append(
+                    StoredFinding(f.check_name, f.symbol, f.result, f.score, f.detail)
+                )
+    rows.sort(key=lambda row: (row.received_at, row.id), reverse=True)
+    return [_transaction(row, recipients.get(row.id, ()), findings.get(row.id, ())) for row in rows]
+
+
+def urls_of(reads: Engine, ids: Sequence[str]) -> dict[str, list[str]]:
+    """The stored links of each of these transactions (row id -> links in message order)."""
+    found: dict[str, list[str]] = {}
+    with reads.connect() as conn:
+        for chunk in _chunks(sorted(set(ids))):
+            for r in conn.execute(
+                select(U.c.transaction_id, U.c.url)
+                .where(U.c.transaction_id.in_(chunk))
+                .order_by(U.c.id)
+            ):
+                found.setdefault(r.transaction_id, []).append(r.url)
+    return found
