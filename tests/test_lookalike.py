@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from publicsuffixlist import PublicSuffixList
 
 from mailward.lookalike import (
+    _COMMON,
     BoundedCache,
     DomainMatcher,
     Folder,
@@ -13,6 +18,7 @@ from mailward.lookalike import (
     ProtectedName,
     ascii_skeleton,
     edit_distance,
+    strip_marks,
     to_ascii,
     to_unicode,
 )
@@ -129,3 +135,50 @@ def test_owner_and_org(domains: DomainMatcher) -> None:
     assert domains.owner("MAIL.ourcorp.example") == "ourcorp.example"
     assert domains.owner("notourcorp.example") is None
     assert domains.org("a.b.paybank.co.uk") == "paybank.co.uk"
+
+
+# --- folding fast paths agree with folding each run of non-ASCII characters on its own ----------
+
+_NON_ASCII_RUN = re.compile(r"[^\x00-\x7f]+")
+_ALPHABET = (
+    [chr(c) for c in range(0x20, 0x7F)] + [chr(c) for c in range(0x80, 0x100)] + list(_COMMON)
+    + list("\u0301\u0308\u0483\u05b4аοΣςİßẞﬁＪ𝐀中\u2028\u3000ᏸᏰ\ufffdµ¼\u2011ǅŉ\t\n\r\x0b\x1c")
+)
+
+
+def reference_fold(folder: Folder, text: str) -> str:
+    """The definition: each run of non-ASCII characters decomposed, marks dropped, mapped and
+    case-folded on its own; then everything lower case."""
+    def run(match: re.Match[str]) -> str:
+        return strip_marks(match.group(0)).translate(folder.table).casefold()
+
+    return _NON_ASCII_RUN.sub(run, text).lower()
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.data())
+def test_fold_fast_paths(folder: Folder, data: st.DataObject) -> None:
+    pool = data.draw(st.lists(st.sampled_from(_ALPHABET), min_size=1, max_size=12))
+    text = data.draw(st.text(alphabet=st.sampled_from(pool), max_size=40))
+    assert folder.fold(text) == reference_fold(folder, text)
+    assert folder.fold_words(text) == " ".join(reference_fold(folder, text).split())
+
+
+def test_fold_every_pair_of_byte_coded_characters(folder: Folder) -> None:
+    """The byte path folds character by character: right for every neighbour it can have."""
+    chars = [chr(c) for c in range(0x80, 0x100)] + list(_COMMON) + ["a", " ", "\u0301"]
+    for a in chars:
+        for b in chars:
+            text = f"x{a}{b}Y"
+            assert folder.fold(text) == reference_fold(folder, text), (a, b)
+
+
+def test_fold_words() -> None:
+    folder = Folder(cache_size=2)
+    text = "  Ｊâne\r\n\r\n SMITH\t«Straße»\u2028end "
+    assert folder.fold_words(text) == "jane smith «strasse» end"
+    assert folder.fold_words("\x1c a \x85 b \u2003 c") == "a b c"
+    other = "Кириллица  и  ελληνικά"  # no byte path: folded run by run
+    assert folder.fold_words(other) == " ".join(reference_fold(folder, other).split())
+    for text in ("é", "ü", "ß", "\u00e9\u0301", "é"):  # more distinct runs than the cache holds
+        assert folder.fold(text) == reference_fold(folder, text)

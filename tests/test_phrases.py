@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import random
+import re
+
 import pytest
 
 from mailward.checks.content import PHRASE_SYMBOLS
 from mailward.config import ConfigError
 from mailward.lookalike import Folder
-from mailward.phrases import LANGUAGES, WINDOW, PhraseRules, parse_rules
+from mailward.phrases import (
+    LANGUAGES,
+    MAX_TRIGGER_HITS,
+    WINDOW,
+    PhraseRules,
+    _excerpt,
+    parse_rules,
+)
 from tests.checks.test_content import PHRASES
 
 
@@ -71,3 +81,125 @@ def test_long_text_is_scanned_in_windows(rules: PhraseRules) -> None:
 def test_excerpt_is_bounded(rules: PhraseRules) -> None:
     text = fold("send me a copy of the password file " + "x" * 10)
     assert len(rules.scan(text)["CONTENT_SENSITIVE_FILE_REQUEST"].excerpt) <= 90
+
+
+# --- the scan agrees with the plain algorithm it speeds up --------------------------------------
+
+
+def trie_pattern(words: list[str]) -> str:
+    """A trie-shaped alternation of ``words``: at each place, the longest word starting there."""
+    root: dict[str, dict] = {}  # type: ignore[type-arg]
+    for word in words:
+        node = root
+        for char in word:
+            node = node.setdefault(char, {})
+        node[""] = {}
+
+    def build(node: dict[str, dict]) -> str:  # type: ignore[type-arg]
+        branches = [re.escape(k) + build(v) for k, v in sorted(node.items()) if k]
+        if not branches:
+            return ""
+        inner = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+        return "(?:" + inner + ")?" if "" in node else inner
+
+    return build(root)
+
+
+class PlainRules:
+    """The reference: the triggers found by one regular expression, then every rule with a
+    trigger present searches the whole text (or, when it is long, the windows around its
+    triggers) with its own pattern."""
+
+    def __init__(self, rules: PhraseRules) -> None:
+        self.rules = rules.rules
+        triggers = sorted({t for r in self.rules for t in r.triggers})
+        self.gate = re.compile(trie_pattern(triggers))
+        self.inside = {t: {u for u in triggers if u in t} for t in triggers}
+
+    def present(self, text: str) -> set[str]:
+        found: set[str] = set()
+        for longest in set(self.gate.findall(text)):
+            found |= self.inside[longest]
+        return found
+
+    def scan(self, text: str) -> dict[str, tuple[str, str]]:
+        present = self.present(text)
+        hits: dict[str, tuple[str, str]] = {}
+        for rule in self.rules:
+            triggers = present.intersection(rule.triggers)
+            if rule.symbol in hits or not triggers:
+                continue
+            match = self.search(rule.regex, text, triggers)
+            if match is not None:
+                hits[rule.symbol] = (rule.name, match)
+        return hits
+
+    @staticmethod
+    def search(regex: re.Pattern[str], text: str, triggers: set[str]) -> str | None:
+        if len(text) <= 4 * WINDOW:
+            match = regex.search(text)
+            return None if match is None else match.group(0)
+        spans = []
+        for trigger in triggers:
+            pos = text.find(trigger)
+            for _ in range(MAX_TRIGGER_HITS):
+                if pos < 0:
+                    break
+                spans.append((max(0, pos - WINDOW), pos + len(trigger) + WINDOW))
+                pos = text.find(trigger, pos + len(trigger) + WINDOW)
+        for s, e in merge(sorted(spans)):
+            match = regex.search(text[s:e])
+            if match is not None:
+                return match.group(0)
+        return None
+
+
+def merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for s, e in spans:
+        if out and s <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], e))
+        else:
+            out.append((s, e))
+    return out
+
+
+FOLDED = [fold(text) for _, _, text in PHRASES]
+FILLER_TEXT = ("the weekly report is attached for review please confirm the meeting and share it "
+               "with your team before friday our account payment details were updated important "
+               "accountant change update bank keep quiet between you and me i am in a meeting and "
+               "can't talk "
+               "tan pin key asap as soon as possible right away")
+FILLER = FILLER_TEXT.split()
+
+
+def mixed_texts(seed: int, count: int) -> list[str]:
+    """Filler around pieces of the test phrases; short ones and long ones (windows)."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(count):
+        words = rng.choices(FILLER, k=rng.choice([5, 30, 150, 600]))
+        for _ in range(rng.randint(0, 3)):
+            phrase = rng.choice(FOLDED).split()
+            start = rng.randrange(len(phrase))
+            words[rng.randrange(len(words)):0] = phrase[start:start + rng.randint(1, 12)]
+        out.append(" ".join(words))
+    return out
+
+
+def test_scan_agrees_with_the_plain_algorithm(rules: PhraseRules) -> None:
+    plain = PlainRules(rules)
+    hits = 0
+    for text in FOLDED + mixed_texts(7, 150):
+        assert rules.present(text) == plain.present(text), text
+        found = {s: (h.rule.name, h.excerpt) for s, h in rules.scan(text).items()}
+        assert found == {s: (name, _excerpt(m)) for s, (name, m) in plain.scan(text).items()}
+        hits += len(found)
+    assert hits > 100
+
+
+def test_a_trigger_overlapping_the_end_of_another_is_not_seen(rules: PhraseRules) -> None:
+    """As with the one regular expression: "accountant" is "account" then "ant"."""
+    assert "tan" not in rules.present("accountant") and "account" in rules.present("accountant")
+    assert "tan" in rules.present("important")
+    assert rules.present("") == set()

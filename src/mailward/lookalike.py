@@ -6,6 +6,7 @@ bounded dictionaries; nothing happens at import time.
 
 from __future__ import annotations
 
+import codecs
 import re
 import unicodedata
 from collections.abc import Iterable
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 
 _MARKS = re.compile(r"[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
 _TOKEN = re.compile(r"[a-z0-9]+")
-_NON_ASCII = re.compile(r"[^\x00-\x7f]+")
+_NON_ASCII = re.compile(r"([^\x00-\x7f]+)")
 # ASCII characters and pairs that read alike in a domain name (l/1/I, o/0, rn/m, vv/w, cl/d).
 _ASCII_SKELETON = str.maketrans({"0": "o", "1": "l", "i": "l", "|": "l", "5": "s", "3": "e"})
 _ASCII_PAIRS = (("rn", "m"), ("vv", "w"), ("cl", "d"))
@@ -23,6 +24,12 @@ _QUOTES: dict[int, str | None] = {
     **dict.fromkeys(map(ord, "\u2018\u2019\u201a\u201b\u2032\u00b4`"), "'"),
     **dict.fromkeys(map(ord, "\u201c\u201d\u201e\u201f\u2033"), '"'),
 }
+# Characters beyond Latin-1 common in mail text, given byte codes of their own for fast folding.
+_COMMON = (
+    "\u2018\u2019\u201a\u201b\u201c\u201d\u201e\u201f\u2013\u2014\u2010\u2011\u2026\u2022"
+    "\u20ac\u2122\u2039\u203a\u2032\u2033\u200b\u200c\u200d\u2060\ufeff\u2020\u2021\u2030"
+    "\u0152\u0153\u0160\u0161"
+)
 # Abbreviations and compounds of role words, expanded before protected names are compared.
 _ROLE_WORDS = {
     "sysadmin": ("system", "administrator"),
@@ -48,7 +55,7 @@ class Folder:
     Unicode confusables (Cyrillic 'а', Greek 'ο', mathematical letters) mapped to the ASCII
     letter they imitate."""
 
-    def __init__(self) -> None:
+    def __init__(self, cache_size: int = 4096) -> None:
         from confusable_homoglyphs import confusables  # loads its data table here, not at import
 
         table: dict[int, str] = {}
@@ -62,19 +69,150 @@ class Folder:
                     break
         self._latin_like = frozenset(table)
         self.table: dict[int, str | None] = {**table, **_INVISIBLE, **_QUOTES}
+        self._runs = BoundedCache(cache_size)  # non-ASCII run -> its folded form
+        # Fast paths for text whose non-ASCII characters are all Latin-1, or Latin-1 letters
+        # and `_COMMON`: one byte per character, and one table translates every byte.
+        latin1 = [chr(b) for b in range(128, 256)]
+        self._pages = (
+            self._code_page(latin1, _Latin1()),
+            self._code_page([chr(b) for b in range(160, 256)] + list(_COMMON), _Charmap(
+                "".join(chr(b) for b in range(128)) + "".join(latin1[32:]) + _COMMON
+            )),
+        )
+
+    def _code_page(self, chars: list[str], codec: _Codec) -> _CodePage:
+        """How each character of a one-byte code page (byte 128, 129, ... for ``chars``) folds,
+        as translation tables; characters that do not fold on their own (their marks could
+        be reordered with a neighbour's) or not to ASCII or themselves are left out."""
+        table = bytearray(range(256))
+        table[ord("A") : ord("Z") + 1] = bytes(range(ord("a"), ord("z") + 1))
+        becomes = {code: chr(code) for code in range(128)}  # one character each
+        delete, longer, unsure = bytearray(), [], []
+        for code, char in enumerate(chars, 128):
+            decomposed = unicodedata.normalize("NFKD", char)
+            folded = self._fold_run(char).lower()
+            if unicodedata.combining(char) or (
+                decomposed and unicodedata.combining(decomposed[0])
+            ):
+                unsure.append(bytes((code,)))
+            elif folded == "":
+                delete.append(code)
+            elif folded.isascii() and len(folded) == 1:
+                table[code] = ord(folded)
+                becomes[code] = folded
+            elif folded.isascii() and not any(c.isspace() for c in folded):
+                longer.append((bytes((code,)), folded.encode("ascii")))
+            elif folded == char and char.lower() == char:
+                becomes[code] = char  # folds to itself
+            else:
+                unsure.append(bytes((code,)))
+        words = bytearray(table)
+        for code, char in becomes.items():
+            if char.isspace():  # whitespace as str.split() knows it
+                words[code] = 32
+        return _CodePage(codec, bytes(table), bytes(words), bytes(delete), tuple(longer),
+                         tuple(unsure))
+
+    def _fold_run(self, run: str) -> str:
+        return strip_marks(run).translate(self.table).casefold()
 
     def fold(self, text: str) -> str:
         """Lower-case ASCII skeleton of ``text`` as far as it maps (other scripts stay)."""
         if text.isascii():
             return text.lower()
-        return _NON_ASCII.sub(self._fold_run, text).lower()
+        for page in self._pages:
+            data = page.fold(text, words=False)
+            if data is not None:
+                return data.decode("ascii") if data.isascii() else page.codec.decode(data)
+        return self._fold_runs(text)
 
-    def _fold_run(self, match: re.Match[str]) -> str:
-        return strip_marks(match.group(0)).translate(self.table).casefold()
+    def fold_words(self, text: str) -> str:
+        """``" ".join(self.fold(text).split())``: the folded text with every run of whitespace
+        made one space, without a string for every word."""
+        for page in self._pages:
+            data = page.fold(text, words=True)
+            if data is not None:
+                pieces = data.split(b"  ")  # whitespace is all spaces now: one for each run
+                data = b" ".join(filter(None, map(bytes.strip, pieces)))
+                return data.decode("ascii") if data.isascii() else page.codec.decode(data)
+        return " ".join(self._fold_runs(text).split())
+
+    def _fold_runs(self, text: str) -> str:
+        """Every run of non-ASCII characters folded on its own, each distinct run once."""
+        pieces = _NON_ASCII.split(text)
+        runs = self._runs
+        folded_runs = []
+        for run in pieces[1::2]:
+            value = runs.get(run)
+            if value is None:
+                value = self._fold_run(run)
+                runs.put(run, value)
+            folded_runs.append(value)
+        pieces[1::2] = folded_runs
+        return "".join(pieces).lower()
 
     def has_confusables(self, text: str) -> bool:
         """Whether ``text`` contains a non-ASCII character that imitates an ASCII one."""
         return not text.isascii() and any(ord(c) in self._latin_like for c in strip_marks(text))
+
+
+class _Codec:
+    """A one-byte encoding: ASCII plus 128 more characters."""
+
+    def encode(self, text: str) -> bytes:
+        raise NotImplementedError
+
+    def decode(self, data: bytes) -> str:
+        raise NotImplementedError
+
+
+class _Latin1(_Codec):
+    def encode(self, text: str) -> bytes:
+        return text.encode("latin-1")
+
+    def decode(self, data: bytes) -> str:
+        return data.decode("latin-1")
+
+
+class _Charmap(_Codec):
+    def __init__(self, chars: str) -> None:
+        self._chars = chars
+        self._map = codecs.charmap_build(chars)  # type: ignore[attr-defined]
+
+    def encode(self, text: str) -> bytes:
+        return codecs.charmap_encode(text, "strict", self._map)[0]  # type: ignore[attr-defined, no-any-return]
+
+    def decode(self, data: bytes) -> str:
+        return codecs.charmap_decode(data, "strict", self._chars)[0]  # type: ignore[attr-defined, no-any-return]
+
+
+@dataclass(frozen=True, slots=True)
+class _CodePage:
+    """Folding by bytes for text in one code page: ``table`` lower-cases ASCII and folds the
+    characters whose folded form is one character, ``words`` also makes whitespace a space;
+    ``delete``: characters that fold to nothing; ``longer``: (byte, folded form) for those
+    that fold to several; ``unsure``: those this cannot fold (the text takes the slow path)."""
+
+    codec: _Codec
+    table: bytes
+    words: bytes
+    delete: bytes
+    longer: tuple[tuple[bytes, bytes], ...]
+    unsure: tuple[bytes, ...]
+
+    def fold(self, text: str, words: bool) -> bytes | None:
+        try:
+            data = self.codec.encode(text)
+        except UnicodeEncodeError:
+            return None
+        for byte in self.unsure:
+            if byte in data:
+                return None
+        data = data.translate(self.words if words else self.table, self.delete)
+        for byte, folded in self.longer:
+            if byte in data:
+                data = data.replace(byte, folded)
+        return data
 
 
 def ascii_skeleton(text: str) -> str:

@@ -4,7 +4,9 @@ homoglyphs mapped, whitespace collapsed to single spaces).
 
 Every rule names trigger substrings, at least one of which is part of any text it matches. A
 rule runs only when a trigger occurs, and on long texts only in windows around the triggers,
-so the cost per message stays small whatever the text size.
+so the cost per message stays small whatever the text size. Two Aho-Corasick passes over the
+text decide which rules can run at all: one finds the triggers, one the literal words each
+rule's pattern cannot match without (`mailward.literals`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,15 @@ from dataclasses import dataclass
 from importlib import resources
 
 from mailward.config import ConfigError
+from mailward.literals import (
+    Found,
+    Requirement,
+    RequirementSet,
+    alternatives,
+    holds_in,
+    quick,
+    requirement,
+)
 
 LANGUAGES = ("en", "de", "fr", "es")
 WINDOW = 240  # characters either side of a trigger searched on long texts (> longest match)
@@ -48,11 +59,35 @@ class PhraseRules:
     def __init__(self, rules: Iterable[Rule]) -> None:
         self.rules = tuple(rules)
         self.triggers = tuple(sorted({t for r in self.rules for t in r.triggers}))
-        # One pass finds the triggers: a trie-shaped alternation reports the longest trigger at
-        # each match, and the triggers inside it come along. (A trigger that only ever occurs
-        # overlapping the end of another one is not seen; the gate only saves work.)
-        self._gate = re.compile(_trie_pattern(self.triggers)) if self.triggers else None
+        # One pass finds the triggers: at each place where one starts, the longest (what a
+        # trie-shaped alternation reports, scanning on after it); the triggers inside it come
+        # along. (A trigger that only ever occurs overlapping the end of another one is not
+        # seen, as it never was.)
+        self._gate = _Finder(self.triggers, longest=True)
         self._inside = {t: {u for u in self.triggers if u in t} for t in self.triggers}
+        self._always = {""} if "" in self.triggers else set()  # an empty trigger is everywhere
+        # The second pass finds the words the rules' patterns cannot match without: a rule runs
+        # only where they occur (in the text, then in each window). A rule that is one
+        # alternation runs only the alternatives whose words occur.
+        requirements: list[Requirement | None] = []
+        plans = []
+        for rule in self.rules:
+            split = alternatives(rule.regex)
+            if split is None:
+                split = [(None, requirement(rule.regex))]  # None: the whole pattern
+            fast = quick(rule.regex)  # the same matches, found faster
+            parts = []
+            for pattern, req in split:
+                parts.append((pattern or fast, len(requirements)))
+                requirements.append(req)
+            plans.append((rule, fast, parts))
+        self._needs = RequirementSet(requirements)
+        self._words = _Finder(self._needs.strings, longest=False)
+        self._plans = [
+            _Plan(rule, rule.symbol, frozenset(rule.triggers), fast,
+                  tuple((p, n, self._needs.clause_sets(n)) for p, n in parts))
+            for rule, fast, parts in plans
+        ]
 
     @classmethod
     def load(cls, languages: Iterable[str], symbols: frozenset[str]) -> PhraseRules:
@@ -73,11 +108,10 @@ class PhraseRules:
 
     def present(self, text: str) -> set[str]:
         """The triggers that occur in ``text``."""
-        if self._gate is None:
-            return set()
-        found: set[str] = set()
-        for longest in set(self._gate.findall(text)):
-            found |= self._inside[longest]
+        found = set(self._always)
+        inside = self._inside
+        for trigger in self._gate.found(text):
+            found |= inside[trigger]
         return found
 
     def scan(self, text: str) -> dict[str, Hit]:
@@ -85,45 +119,165 @@ class PhraseRules:
         hits: dict[str, Hit] = {}
         if not present:
             return hits
-        for rule in self.rules:
-            if rule.symbol in hits:
+        needs = self._needs
+        found: Found | None = None
+        windows = _Windows(text) if len(text) > 4 * WINDOW else None
+        for plan in self._plans:
+            if plan.symbol in hits:
                 continue
-            triggers = present.intersection(rule.triggers)
+            triggers = plan.triggers & present
             if not triggers:
                 continue
-            match = _search(rule.regex, text, triggers)
+            if found is None:
+                found = needs.check(self._words.found(text))
+                holds = found.clauses.issuperset
+            # the parts that can match: those whose words the text has
+            live = [p for p in plan.parts if p[2] is None or any(map(holds, p[2]))]
+            if not live:
+                continue
+            if windows is None:
+                match = plan.first(text, [part[0] for part in live])
+            else:
+                match = plan.first_in_windows(windows, triggers, live, needs, found)
             if match is not None:
-                hits[rule.symbol] = Hit(rule, _excerpt(match))
+                hits[plan.symbol] = Hit(plan.rule, _excerpt(match))
         return hits
 
 
-def _search(regex: re.Pattern[str], text: str, triggers: set[str]) -> str | None:
-    if len(text) <= 4 * WINDOW:
-        match = regex.search(text)
-        return None if match is None else match.group(0)
-    spans: list[tuple[int, int]] = []
-    for trigger in triggers:
-        pos = text.find(trigger)
-        for _ in range(MAX_TRIGGER_HITS):
-            if pos < 0:
-                break
-            spans.append((max(0, pos - WINDOW), pos + len(trigger) + WINDOW))
-            pos = text.find(trigger, pos + len(trigger) + WINDOW)
-    spans.sort()
-    start, end = spans[0]
-    merged = []
-    for s, e in spans[1:]:
-        if s <= end:
-            end = max(end, e)
-        else:
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """How a rule is searched: its triggers, its pattern (in its quick form) and the parts
+    that make it up (alternatives, or the whole pattern), each with its requirement's
+    number in the `RequirementSet` and that requirement's alternatives as sets of clause
+    numbers (None: it requires nothing)."""
+
+    rule: Rule
+    symbol: str
+    triggers: frozenset[str]
+    regex: re.Pattern[str]
+    parts: tuple[tuple[re.Pattern[str], int, tuple[frozenset[int], ...] | None], ...]
+
+    def first(self, window: str, patterns: list[re.Pattern[str]]) -> str | None:
+        """The rule's first match in ``window`` when only ``patterns`` (of its parts) can
+        match: their earliest match, the first part's on a tie."""
+        if len(patterns) == len(self.parts):
+            match = self.regex.search(window)
+            return None if match is None else match.group(0)
+        best = None
+        for pattern in patterns:
+            match = pattern.search(window)
+            if match is not None and (best is None or match.start() < best.start()):
+                best = match
+        return None if best is None else best.group(0)
+
+    def first_in_windows(
+        self,
+        windows: _Windows,
+        triggers: set[str] | frozenset[str],
+        live: list[tuple[re.Pattern[str], int, tuple[frozenset[int], ...] | None]],
+        needs: RequirementSet,
+        found: Found,
+    ) -> str | None:
+        """The first match in the windows around the triggers, each window searched only for
+        the parts whose words it has."""
+        wanted = [(pattern, needs.narrowed(number, found)) for pattern, number, _ in live]
+        text = windows.text
+        for s, e in windows.around(triggers):
+            window = text[s:e]
+            patterns = [p for p, need in wanted if need is None or holds_in(need, window)]
+            if patterns:
+                match = self.first(window, patterns)
+                if match is not None:
+                    return match
+        return None
+
+
+class _Finder:
+    """Which of a set of strings occur in a text, by Aho-Corasick: every one that occurs, or
+    (``longest``) those a left-to-right scan reports when it takes the longest string at each
+    place one starts and goes on after it."""
+
+    def __init__(self, strings: Iterable[str], longest: bool) -> None:
+        import ahocorasick_rs as ac
+
+        self._strings = [s for s in dict.fromkeys(strings) if s]  # (it cannot look for "")
+        self._kind = ac.MatchKind.LeftmostLongest if longest else ac.MatchKind.Standard
+        self._overlapping = not longest
+        self._automaton = (
+            ac.AhoCorasick(
+                self._strings,
+                matchkind=self._kind,
+                implementation=ac.Implementation.DFA,
+                store_patterns=True,
+            )
+            if self._strings
+            else None
+        )
+        self._bytes_automaton: object | None = None  # for text with lone surrogates
+
+    def found(self, text: str) -> set[str]:
+        if self._automaton is None:
+            return set()
+        try:
+            return set(self._automaton.find_matches_as_strings(text, self._overlapping))
+        except UnicodeEncodeError:  # not encodable as UTF-8 (a lone surrogate)
+            return self._found_in_bytes(text.encode("utf-8", "surrogatepass"))
+
+    def _found_in_bytes(self, data: bytes) -> set[str]:
+        import ahocorasick_rs as ac
+
+        if self._bytes_automaton is None:
+            self._bytes_automaton = ac.BytesAhoCorasick(
+                [s.encode("utf-8", "surrogatepass") for s in self._strings],
+                matchkind=self._kind,
+                implementation=ac.Implementation.DFA,
+            )
+        matches = self._bytes_automaton.find_matches_as_indexes(  # type: ignore[attr-defined]
+            data, self._overlapping
+        )
+        return {self._strings[i] for i, _start, _end in matches}
+
+
+class _Windows:
+    """The windows of one long text around sets of triggers: up to `MAX_TRIGGER_HITS`
+    occurrences of each trigger, `WINDOW` characters either side, overlapping ones merged.
+    Rules with the same triggers share them, and each trigger is looked for once."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._spans: dict[str, list[tuple[int, int]]] = {}
+        self._merged: dict[frozenset[str], list[tuple[int, int]]] = {}
+
+    def around(self, triggers: set[str]) -> list[tuple[int, int]]:
+        key = frozenset(triggers)
+        merged = self._merged.get(key)
+        if merged is None:
+            spans = sorted(span for trigger in key for span in self._spans_of(trigger))
+            merged = []
+            start, end = spans[0]
+            for s, e in spans[1:]:
+                if s <= end:
+                    end = max(end, e)
+                else:
+                    merged.append((start, end))
+                    start, end = s, e
             merged.append((start, end))
-            start, end = s, e
-    merged.append((start, end))
-    for s, e in merged:
-        match = regex.search(text[s:e])
-        if match is not None:
-            return match.group(0)
-    return None
+            self._merged[key] = merged
+        return merged
+
+    def _spans_of(self, trigger: str) -> list[tuple[int, int]]:
+        spans = self._spans.get(trigger)
+        if spans is None:
+            text, size = self.text, len(trigger)
+            spans = []
+            pos = text.find(trigger)
+            for _ in range(MAX_TRIGGER_HITS):
+                if pos < 0:
+                    break
+                spans.append((max(0, pos - WINDOW), pos + size + WINDOW))
+                pos = text.find(trigger, pos + size + WINDOW)
+            self._spans[trigger] = spans
+        return spans
 
 
 def parse_rules(
@@ -155,29 +309,6 @@ def parse_rules(
             raise ValueError(f"{where}: bad pattern: {exc}") from None
         out.append(Rule(str(symbol), str(name), language, tuple(map(str, triggers)), regex))
     return out
-
-
-def _trie_pattern(words: Iterable[str]) -> str:
-    """A regular expression matching any of ``words``, shaped as a trie so that the engine
-    follows one branch per character instead of trying every word in turn."""
-    root: dict[str, dict] = {}  # type: ignore[type-arg]
-    for word in words:
-        node = root
-        for char in word:
-            node = node.setdefault(char, {})
-        node[""] = {}
-
-    def build(node: dict[str, dict]) -> str:  # type: ignore[type-arg]
-        ends = "" in node
-        branches = [re.escape(k) + build(v) for k, v in sorted(node.items()) if k]
-        if not branches:
-            return ""
-        inner = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
-        if ends:
-            return "(?:" + inner + ")?"
-        return inner
-
-    return build(root)
 
 
 def _excerpt(words: str, limit: int = 90) -> str:

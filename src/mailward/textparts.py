@@ -10,24 +10,19 @@ import binascii
 import codecs
 import re
 from dataclasses import dataclass, field
-from html.parser import HTMLParser
 
+from mailward.htmltext import convert
 from mailward.message import ParsedHeaders, decode_words
 
 MAX_DEPTH = 8
 MAX_PARTS = 64
-MAX_LINKS = 200
+MAX_LINKS = 200  # per message (and per HTML part, in mailward.htmltext)
 MAX_HTML_CHARS = 256 * 1024
 _WANTED = ("content-type", "content-transfer-encoding", "content-disposition")
 _PARAM = re.compile(r';\s*([A-Za-z0-9_.*-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;\s]*)')
 _URL = re.compile(r"\bhttps?://[^\s<>\"'()\[\]{}]+", re.IGNORECASE)
 _HOST = re.compile(r"(?:https?:)?//(?:[^/?#@\s]*@)?(\[[^\]]*\]|[^/?#:\s\\]+)", re.IGNORECASE)
 _HTML_NAME = re.compile(r"\.(?:x?html?|shtml|svg)$", re.IGNORECASE)
-_BLOCK_TAGS = frozenset(
-    {"p", "br", "div", "tr", "li", "ul", "ol", "table", "h1", "h2", "h3", "h4", "h5", "h6"}
-    | {"blockquote", "pre", "hr", "section", "article", "title"}
-)
-_HIDDEN_TAGS = frozenset({"script", "style", "template", "noscript"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,8 +87,10 @@ class _Walker:
             return
         self.view.parts += 1
         ctype, params = _content_type(headers.get("content-type", ""))
-        disposition, dparams = _content_type(headers.get("content-disposition", ""))
-        filename = _filename(dparams.get("filename") or params.get("name") or "")
+        raw_disposition = headers.get("content-disposition")
+        disposition, dparams = _content_type(raw_disposition) if raw_disposition else ("", {})
+        raw_name = dparams.get("filename") or params.get("name")
+        filename = _filename(raw_name) if raw_name else ""
         attachment = disposition == "attachment" or (bool(filename) and disposition != "inline")
         if ctype.startswith("multipart/"):
             boundary = params.get("boundary", "")
@@ -117,20 +114,17 @@ class _Walker:
     def _html(self, text: str, where: str, attachment: bool) -> None:
         if attachment and "password" not in text.lower():
             return  # an attachment only matters here for a password field
-        converter = _HtmlText()
-        try:
-            converter.feed(text)
-            converter.close()
-        except Exception:  # html.parser is not hardened against hostile markup: keep what it read
+        converted = convert(text)
+        if not converted.complete:
             self.view.truncated = True
-        if converter.password_field and converter.form_actions:
-            self.view.login_forms.append(Form(where, converter.form_actions[0]))
-        elif converter.password_field:
+        if converted.password_field and converted.form_actions:
+            self.view.login_forms.append(Form(where, converted.form_actions[0]))
+        elif converted.password_field:
             self.view.login_forms.append(Form(where, ""))
         if attachment:
             return
-        self._add_text("".join(converter.chunks))
-        for href, label in converter.links:
+        self._add_text(converted.text)
+        for href, label in converted.links:
             self._link(href, label)
 
     def _add_text(self, text: str) -> None:
@@ -158,71 +152,6 @@ class _Walker:
         if href.lower().startswith(("http://", "https://", "//")):
             self.view.links.append(Link(href, " ".join(text.split()), host_of(href)))
         return True
-
-
-class _HtmlText(HTMLParser):
-    """HTML to reader-visible text, with the links (href, visible text) and password forms."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.chunks: list[str] = []
-        self.links: list[tuple[str, str]] = []
-        self.form_actions: list[str] = []
-        self.password_field = False
-        self._hidden = 0
-        self._href: str | None = None
-        self._link_text: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in _HIDDEN_TAGS:
-            self._hidden += 1
-        elif tag in _BLOCK_TAGS:
-            self.chunks.append("\n")
-        elif tag == "a":
-            self._end_link()
-            self._href = _attr(attrs, "href")
-            self._link_text = []
-        elif tag == "td":
-            self.chunks.append(" ")
-        elif tag == "form":
-            self.form_actions.append(_attr(attrs, "action"))
-        elif tag == "input" and _attr(attrs, "type").lower() == "password":
-            self.password_field = True
-
-    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag not in _HIDDEN_TAGS:
-            self.handle_starttag(tag, attrs)
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in _HIDDEN_TAGS:
-            self._hidden = max(0, self._hidden - 1)
-        elif tag == "a":
-            self._end_link()
-        elif tag in _BLOCK_TAGS:
-            self.chunks.append("\n")
-
-    def handle_data(self, data: str) -> None:
-        if self._hidden:
-            return
-        self.chunks.append(data)
-        if self._href is not None:
-            self._link_text.append(data)
-
-    def close(self) -> None:
-        super().close()
-        self._end_link()
-
-    def _end_link(self) -> None:
-        if self._href is not None and len(self.links) < MAX_LINKS:
-            self.links.append((self._href, "".join(self._link_text)))
-        self._href = None
-
-
-def _attr(attrs: list[tuple[str, str | None]], name: str) -> str:
-    for key, value in attrs:
-        if key == name:
-            return value or ""
-    return ""
 
 
 def _content_type(value: str) -> tuple[str, dict[str, str]]:

@@ -140,7 +140,7 @@ class ContentCheck(Check):
         parsed = tx.message.parsed
         view = extract(parsed, self.scan_limit)
         subject = decode_words(parsed.first("Subject") or "")
-        text = " ".join(self.folder.fold(subject + "\n" + view.text).split())
+        text = self.folder.fold_words(subject + "\n" + view.text)
         hits = self.rules.scan(text)
         findings = [self._phrase(symbol, hit) for symbol, hit in hits.items()]
         findings.extend(self._links(view))

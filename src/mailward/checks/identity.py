@@ -15,12 +15,13 @@ from pathlib import Path
 from mailward.checks.base import Check, CheckContext
 from mailward.config import Config, ConfigError
 from mailward.lookalike import DomainMatcher, Folder, Lookalike, NameMatcher, ProtectedName
-from mailward.message import Address, ParsedHeaders, parse_addresses
+from mailward.message import Address, HeaderField, ParsedHeaders, parse_addresses
 from mailward.model import Finding, Result, Transaction
 from mailward.sender import SenderAuth, SiteDomains, sender_auth
 
 _EMAIL_IN_NAME = re.compile(r"[a-z0-9._%+'=-]+@[a-z0-9-]+(?:\.[a-z0-9-]+)+", re.IGNORECASE)
 _ANGLE = re.compile(r"<([^<>]*)>")
+_READ = frozenset({"reply-to", "list-id", "list-post", "return-path"})
 MAX_FROM = 5
 
 ADVICE_NAME = (
@@ -132,11 +133,12 @@ class IdentityCheck(Check):
         from_domain = parsed.from_domain
         if from_domain and self.site.owns(from_domain) and not auth.as_site:
             findings.append(self._own_domain(from_domain, auth))
-        reply_to = parse_addresses([f.value for f in parsed.get_all("Reply-To")])[:MAX_FROM]
-        path = _return_path(tx, parsed)
+        fields = _fields(parsed)
+        reply_to = parse_addresses([f.value for f in fields.get("reply-to", ())])[:MAX_FROM]
+        path = _return_path(tx, fields)
         findings.extend(self._lookalikes(senders, reply_to, path))
         if from_domain:
-            lists = self._list_orgs(parsed)
+            lists = self._list_orgs(fields)
             findings.extend(self._divergence(from_domain, reply_to, path, lists))
         return findings
 
@@ -261,12 +263,12 @@ class IdentityCheck(Check):
 
     # --- Reply-To and Return-Path -------------------------------------------------------
 
-    def _list_orgs(self, parsed: ParsedHeaders) -> set[str]:
+    def _list_orgs(self, fields: dict[str, list[HeaderField]]) -> set[str]:
         """Organizational domains of a mailing list the message came through (List-Id,
         List-Post): lists legitimately set Reply-To and the envelope sender to themselves."""
         out = set()
-        for name in ("List-Id", "List-Post"):
-            value = parsed.first(name)
+        for name in ("list-id", "list-post"):
+            value = _first(fields, name)
             if not value:
                 continue
             for inner in _ANGLE.findall(value) or [value]:
@@ -315,11 +317,26 @@ class IdentityCheck(Check):
         return out
 
 
-def _return_path(tx: Transaction, parsed: ParsedHeaders) -> str:
+def _fields(parsed: ParsedHeaders) -> dict[str, list[HeaderField]]:
+    """The header fields this check reads, by lower-case name, in one pass over the header."""
+    out: dict[str, list[HeaderField]] = {}
+    for f in parsed.fields:
+        name = f.name.lower()
+        if name in _READ:
+            out.setdefault(name, []).append(f)
+    return out
+
+
+def _first(fields: dict[str, list[HeaderField]], name: str) -> str | None:
+    found = fields.get(name)
+    return found[0].value if found else None
+
+
+def _return_path(tx: Transaction, fields: dict[str, list[HeaderField]]) -> str:
     """The envelope sender (MAIL FROM), else a Return-Path header; '' for the null sender."""
     if tx.envelope.mail_from:
         return tx.envelope.mail_from.strip("<>").strip()
-    value = parsed.first("Return-Path")
+    value = _first(fields, "return-path")
     if not value:
         return ""
     inner = _ANGLE.findall(value)
