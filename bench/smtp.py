@@ -137,7 +137,7 @@ def run_hub(args: argparse.Namespace, workdir: Path) -> dict[str, float]:
     config.write_text(
         f'[site]\nauthserv_id = "mx.ourcorp.example"\ndomains = ["ourcorp.example"]\n'
         f'[server]\ndata_dir = "{workdir / "var"}"\n'
-        + (f"workers = {args.workers}\n" if args.workers != 1 else "")
+        + f"workers = {args.workers}\n"
         + f'[dns]\nzone_file = "{workdir / "zones.yaml"}"\n'
         f'[smtp]\nhostname = "mx.ourcorp.example"\ninbound_listen = "127.0.0.1:{port}"\n'
         'submission_listen = ""\nsubmission_tls_listen = ""\nmax_connections_per_ip = 500\n'

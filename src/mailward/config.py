@@ -191,7 +191,7 @@ class BannerConfig:
 class ServerConfig:
     data_dir: str = doc("directory for the store, the spool, TLS keys and local Maildirs", "./var")
     workers: int = doc(
-        "processes receiving mail on the shared listening sockets; 0 = one per CPU core", 1
+        "processes receiving mail on the shared listening sockets; 0 = one per CPU core", 0
     )
 
 

@@ -46,6 +46,7 @@ class HubProcess:
     submission_port: int = field(default_factory=free_port)
     submission_tls_port: int = field(default_factory=free_port)
     web_port: int = field(default_factory=free_port)
+    workers: int = 1  # most tests look at one process; test_workers and the crash test use more
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -69,6 +70,7 @@ authserv_id = "mx.ourcorp.example"
 domains = ["ourcorp.example"]
 [server]
 data_dir = "{self.data_dir}"
+workers = {self.workers}
 [dns]
 zone_file = "{self.workdir / 'zones.yaml'}"
 [smtp]

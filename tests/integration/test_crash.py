@@ -74,7 +74,9 @@ def delivered_sequences(data_dir: Path) -> Counter[int]:
 @pytest.mark.slow
 def test_kill_9_mid_load_loses_nothing_and_duplicates_nothing(tmp_path: Path) -> None:
     zones = yaml.safe_load((EXAMPLES / "zones.yaml").read_text())
-    hub = HubProcess(tmp_path, zones, extra_config="[delivery]\nretry_base = 1.0\n").start()
+    # every core receiving (one worker per core), as in production
+    hub = HubProcess(tmp_path, zones, workers=0,
+                     extra_config="[delivery]\nretry_base = 1.0\n").start()
     clients = [Client(hub, list(range(i, TOTAL, CLIENTS))) for i in range(CLIENTS)]
     for c in clients:
         c.start()

@@ -36,12 +36,9 @@ def test_two_workers_receive_and_master_relays(tmp_path: Path) -> None:
     port = free_port()
     controller = Controller(Sink(), hostname="127.0.0.1", port=port)
     controller.start()
-    hub = HubProcess(tmp_path, ZONES, extra_config=(
+    hub = HubProcess(tmp_path, ZONES, workers=2, extra_config=(
         f'[delivery]\ndownstream = "smtp://127.0.0.1:{port}"\n'
     ))
-    hub.write_config()
-    text = hub.config_path.read_text().replace("[server]\n", "[server]\nworkers = 2\n", 1)
-    hub.write_config = lambda: hub.config_path.write_text(text)  # type: ignore[method-assign]
     try:
         hub.start()
         with ThreadPoolExecutor(16) as pool:
