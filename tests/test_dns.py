@@ -179,3 +179,15 @@ def test_cancelled_caller_does_not_cancel_shared_lookup() -> None:
         return await second
 
     assert run(go()).records == (b"x",)
+
+
+def test_cache_reads_take_names_as_written_or_normalized() -> None:
+    resolver = ZoneResolver(ZONES)
+    first = run(resolver.query("Example.COM.", "TXT"))
+    assert resolver.cached("example.com", "TXT") is first
+    assert resolver.cached(" Example.Com. ", "TXT") is first
+    assert resolver.cached("EXAMPLE.COM", "A") is None  # not asked yet
+    assert resolver.cached("other.example", "TXT") is None
+    run(resolver.query("nothing.example.com", "TXT"))
+    assert resolver.cached("Nothing.Example.Com", "TXT") is not None
+    assert (resolver.stats.hits, resolver.stats.negative_hits) == (3, 1)

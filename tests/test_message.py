@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+import email.utils
+import re
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mailward import message
 from mailward.message import parse_headers
 
 
@@ -87,3 +95,117 @@ def test_broken_encoded_word_charset_does_not_raise() -> None:
     assert decode_words("=?utf-8\xff?q?x?=") == "=?utf-8\xff?q?x?="
     parsed = parse_headers(b"From: =?utf-8\xff?q?x?= <a@example.com>\r\n\r\n")
     assert parsed.from_domain == "example.com"
+
+
+# --- the fast paths give what the general code gives -------------------------------------------
+
+_NAME_CHARS = st.sampled_from([*"abcXYZ019 .-_'!#=?\t\"()<>@,:;[]\\", "é", "\x00"])
+_ADDR_CHARS = st.sampled_from([*"abc019.-_+=?'@ <>\"(,", "é"])
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.one_of(st.from_regex(r"[A-Za-z.=?_-]{1,5}(?:[ \t]{1,3}[A-Za-z.=?]{1,5}){0,3}",
+                            fullmatch=True), st.text(_NAME_CHARS, max_size=20)),
+    st.one_of(st.from_regex(r"[a-z0-9.+='-]{1,6}@[a-z0-9.-]{1,8}", fullmatch=True),
+              st.text(_ADDR_CHARS, max_size=20)),
+    st.sampled_from(["{n} <{a}>", "{n}<{a}>", '"{n}" <{a}>', "<{a}>", "{a}", " {n}  <{a}> ",
+                     "{n} <{a}>, x@y.z", "{n} ({a})", "{a} {n}"]),
+)
+def test_simple_mailbox_reading_equals_email_utils(name: str, addr: str, shape: str) -> None:
+    value = shape.format(n=name, a=addr)
+    expected = [
+        (message.decode_words(n), a) for n, a in email.utils.getaddresses([value]) if n or a
+    ]
+    assert [(x.display_name, x.address) for x in message.parse_addresses([value])] == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "name", "address"),
+    [
+        ("Jane Doe <jane.doe@example.com>", "Jane Doe", "jane.doe@example.com"),
+        ('"Doe, Jane" <jane@example.com>', "Doe, Jane", "jane@example.com"),
+        ("J. R.  Doe<j@example.com>", "J. R. Doe", "j@example.com"),
+        ("=?utf-8?q?J=C3=B6rg?= <j@example.com>", "Jörg", "j@example.com"),
+        ("jane@example.com", "", "jane@example.com"),
+        ("<jane@example.com>", "", "jane@example.com"),
+    ],
+)
+def test_common_from_forms(value: str, name: str, address: str) -> None:
+    assert message._SIMPLE_MAILBOX.match(value) is not None  # the fast path reads these
+    (found,) = message.parse_addresses([value])
+    assert (found.display_name, found.address) == (name, address)
+    assert found == message.Address(name, address)
+
+
+def _reference_fields(block: bytes) -> tuple[list[tuple[str, bytes]], int, int]:
+    """Header fields, malformed and over-long line counts, line by line (the plain way)."""
+    fields: list[tuple[str, bytes]] = []
+    current: list[bytes] = []
+    malformed = long_lines = 0
+    for line in block.split(b"\r\n"):
+        if not line:
+            continue
+        long_lines += len(line) > message.MAX_LINE
+        if line[:1] in (b" ", b"\t"):
+            if current:
+                current.append(line)
+            else:
+                malformed += 1
+            continue
+        if current:
+            raw = b"\r\n".join(current)
+            fields.append((raw.split(b":", 1)[0].rstrip(b" \t").decode(), raw))
+            current = []
+        if re.match(rb"[\x21-\x39\x3b-\x7e]+[ \t]*:", line):
+            current = [line]
+        else:
+            malformed += 1
+    if current:
+        raw = b"\r\n".join(current)
+        fields.append((raw.split(b":", 1)[0].rstrip(b" \t").decode(), raw))
+    return fields, malformed, long_lines
+
+
+_HEADER_LINES = st.lists(
+    st.sampled_from([b"From: a@example.com", b"Subject : x", b" folded", b"\tfolded\tmore",
+                     b"no colon here", b"X-Long: " + b"y" * 1000, b"Bad Name: v", b"A:",
+                     b":empty name", b"Cr: a\rb", b"\t"]),
+    max_size=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_HEADER_LINES)
+def test_field_splitting_equals_reading_line_by_line(lines: list[bytes]) -> None:
+    block = b"".join(line + b"\r\n" for line in lines)
+    fields, defects = message._split_fields(block)
+    expected, malformed, long_lines = _reference_fields(block)
+    assert [(f.name, f.raw) for f in fields] == expected
+    assert all(f.lname == f.name.lower() for f in fields)
+    found = {d.symbol: d.detail for d in defects}
+    assert ("MSG_HEADER_MALFORMED" in found) == bool(malformed)
+    assert ("MSG_LINE_TOO_LONG" in found) == bool(long_lines)
+    if malformed:
+        assert found["MSG_HEADER_MALFORMED"].startswith(f"{malformed} ")
+    if long_lines:
+        assert found["MSG_LINE_TOO_LONG"].startswith(f"{long_lines} ")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from([b"a", b" ", b"\r", b"\n", b"\r\n", b"\n\r"]), max_size=30))
+def test_line_endings_are_read_like_counting_them(parts: list[bytes]) -> None:
+    raw = b"".join(parts)
+    lf, crlf = raw.count(b"\n"), raw.count(b"\r\n")
+    canonical, mixed = message.to_crlf(raw)
+    assert mixed == (lf != crlf and crlf > 0)
+    assert canonical == (raw if lf == crlf else re.sub(rb"\r?\n", b"\r\n", raw))
+
+
+def test_fields_by_name_keep_message_order() -> None:
+    parsed = parse_headers(b"Received: 1\r\nFrom: a@example.com\r\nreceived: 2\r\n\r\n")
+    assert [f.raw for f in parsed.by_name()["received"]] == [b"Received: 1", b"received: 2"]
+    assert [f.raw for f in parsed.get_all("RECEIVED")] == [b"Received: 1", b"received: 2"]
+    parsed.get_all("received").clear()  # a copy: the index is not changed through it
+    assert len(parsed.get_all("received")) == 2
+    assert parsed.first("x-missing") is None

@@ -28,6 +28,8 @@ signature being verified is never selected through h= (it did not exist when it 
 relaxed body without a final CRLF, trailing whitespace of the last line is kept (as dkimpy and
 the RFC's order of steps do). Several TXT records at a key name: the first that parses is used.
 Keys with t=y (testing) are verified normally; the flag is exposed for the report.
+RSA signatures are checked by OpenSSL (cryptography), Ed25519 ones by libsodium (PyNaCl, as
+dkimpy does): it is twice as fast as OpenSSL's Ed25519 here.
 """
 
 from __future__ import annotations
@@ -37,12 +39,14 @@ import binascii
 import hashlib
 import re
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
+from nacl.exceptions import CryptoError
+from nacl.signing import VerifyKey
 
 from mailward.message import HeaderField
 from mailward.model import Result
@@ -56,18 +60,32 @@ ALGORITHMS = {  # a= value -> (key type, hash name)
     "ed25519-sha256": ("ed25519", "sha256"),
 }
 CANONICALIZATIONS = ("simple", "relaxed")
+_ALGORITHM_NAMES = {name.encode(): name for name in ALGORITHMS}
+_CANONICAL_PAIRS = {  # the c= values as written, in lower case
+    **{f"{h}/{b}".encode(): (h, b) for h in CANONICALIZATIONS for b in CANONICALIZATIONS},
+    **{h.encode(): (h, "simple") for h in CANONICALIZATIONS},
+}
 
 _TAG_NAME = re.compile(rb"[A-Za-z][A-Za-z0-9_]*\Z")
+# A well-formed tag-list (RFC 6376 §3.2): tag-spec *(";" tag-spec) [";"], and its (name, value)s.
+_TAG_SPEC = rb"[ \t\r\n]*[A-Za-z][A-Za-z0-9_]*[ \t\r\n]*=[^;]*"
+_TAG_LIST = re.compile(_TAG_SPEC + rb"(?:;" + _TAG_SPEC + rb")*(?:;[ \t\r\n]*)?")
+_TAG_PAIR = re.compile(rb"[ \t\r\n]*([A-Za-z][A-Za-z0-9_]*)[ \t\r\n]*=([^;]*)")
 _FIELD_NAME = re.compile(r"[\x21-\x39\x3b-\x7e]+\Z")
+_H_LIST = re.compile(rb"[\x21-\x39\x3b-\x7e]+(?:[ \t\r\n]*:[ \t\r\n]*[\x21-\x39\x3b-\x7e]+)*")
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _DOMAIN = re.compile(rf"{_LABEL}(?:\.{_LABEL})+\Z")
 _SELECTOR = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
                        r"(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\Z")
 _SPACE_RUN = re.compile(rb"  [ ]*")
 _SPACE_CRLF = re.compile(rb" \r\n")
+_RELAXED_WORK = re.compile(rb" (?: |\r\n)")  # what relaxed body canonicalization changes
+_NOT_WSP_SPACE = re.compile(rb"[\r\n\x0b\x0c]")  # what bytes.split() takes for white space too
 _QP_OCTET = re.compile(rb"=([0-9A-Fa-f]{2})")
 _WHITESPACE = b" \t\r\n"
-_HASHES = {"sha256": hashes.SHA256, "sha1": hashes.SHA1}
+_HASHES = {"sha256": hashes.SHA256(), "sha1": hashes.SHA1()}  # stateless descriptors
+_HASHLIB = {"sha256": hashlib.sha256, "sha1": hashlib.sha1}
+_PKCS1 = padding.PKCS1v15()
 
 
 class Problem(Exception):
@@ -89,6 +107,15 @@ def _syntax(reason: str, detail: str) -> Problem:
 
 def parse_tag_list(data: bytes) -> dict[str, bytes]:
     """Tags by name, values with surrounding whitespace removed; raises Problem (permerror)."""
+    if _TAG_LIST.fullmatch(data) is not None:
+        pairs = _TAG_PAIR.findall(data)
+        tags = {name.decode("ascii"): value.strip(_WHITESPACE) for name, value in pairs}
+        if len(tags) == len(pairs):
+            return tags
+    return _parse_tag_list_slowly(data)  # finds and names the problem
+
+
+def _parse_tag_list_slowly(data: bytes) -> dict[str, bytes]:
     tags: dict[str, bytes] = {}
     specs = data.split(b";")
     if len(specs) > 1 and not specs[-1].strip(_WHITESPACE):
@@ -177,11 +204,13 @@ def parse_signature(tags: dict[str, bytes], now: float) -> Signature:
         )
     if tags["v"] != b"1":
         raise _syntax("incompatible version", f"v={_text(tags['v'])} is not DKIM version 1")
-    algorithm = _text(tags["a"]).lower()
+    algorithm = _ALGORITHM_NAMES.get(tags["a"].lower()) or _text(tags["a"]).lower()
     if algorithm not in ALGORITHMS:
         raise _syntax("unsupported algorithm", f"a={algorithm} is not a known signing algorithm")
     key_type, hash_name = ALGORITHMS[algorithm]
-    header_canon, body_canon = _canonicalization(tags.get("c"))
+    c = tags.get("c")
+    pair = _CANONICAL_PAIRS.get(c.lower()) if c is not None else ("simple", "simple")
+    header_canon, body_canon = pair or _canonicalization(c)
     domain = _text(tags["d"]).lower()
     if not _DOMAIN.match(domain):
         raise _syntax("invalid domain", f"d={domain!r} is not a valid domain name")
@@ -221,7 +250,7 @@ def _canonicalization(value: bytes | None) -> tuple[str, str]:
 def _identity(value: bytes | None, domain: str) -> str | None:
     if value is None:
         return None
-    if b"=" in value:  # dkim-quoted-printable (RFC 6376 §2.11)
+    if value.find(b"=") >= 0:  # dkim-quoted-printable (RFC 6376 §2.11)
         value = _QP_OCTET.sub(lambda m: bytes([int(m.group(1), 16)]), value)
     identity = _text(value.translate(None, _WHITESPACE))
     _, at, host = identity.rpartition("@")
@@ -237,6 +266,8 @@ def _identity(value: bytes | None, domain: str) -> str | None:
 
 
 def _signed_headers(value: bytes) -> tuple[str, ...]:
+    if _H_LIST.fullmatch(value) is not None:  # the usual case, in one pass
+        return tuple(value.translate(None, _WHITESPACE).lower().decode("ascii").split(":"))
     names = [n.lower() for n in _split_list(value)]
     if not names or any(not _FIELD_NAME.match(n) for n in names):
         raise _syntax("bad h= list", "the list of signed header fields h= is malformed")
@@ -291,6 +322,7 @@ class PublicKey:
     email: bool  # s= allows the email service
     strict_domain: bool  # t=s
     testing: bool  # t=y
+    ed25519_verifier: VerifyKey | None = None  # libsodium's (PyNaCl's), as dkimpy uses
 
 
 def parse_key_record(record: bytes) -> PublicKey:
@@ -311,9 +343,13 @@ def parse_key_record(record: bytes) -> PublicKey:
     flags = set(_split_list(tags["t"])) if "t" in tags else set()
     data = tags["p"].translate(None, _WHITESPACE)
     key, bits = _load_key(key_type, data) if data else (None, 0)
+    verifier = None
+    if isinstance(key, ed25519.Ed25519PublicKey):
+        verifier = VerifyKey(key.public_bytes(serialization.Encoding.Raw,
+                                              serialization.PublicFormat.Raw))
     return PublicKey(
         key_type, key, bits, hashes_allowed, bool(services & {"email", "*"}), "s" in flags,
-        "y" in flags,
+        "y" in flags, verifier,
     )
 
 
@@ -402,7 +438,7 @@ def _compress_whitespace(data: bytes) -> bytes:
     The pattern starts with a two-space literal, which the regex engine scans for at C speed;
     a character-class pattern or bytes.replace loops are 2-10x slower on 30 KB bodies.
     """
-    if b"\t" in data:
+    if data.find(b"\t") >= 0:  # (bytes.find: "in" raises and clears a TypeError first)
         data = data.replace(b"\t", b" ")
     return _SPACE_RUN.sub(b" ", data)
 
@@ -413,10 +449,13 @@ def simple_header(raw: bytes) -> bytes:
 
 def relaxed_header(raw: bytes) -> bytes:
     name, _, value = raw.partition(b":")
-    if b"\r\n" in value:
-        value = value.replace(b"\r\n", b"")
-    value = _compress_whitespace(value)
-    return name.rstrip(b" \t").lower() + b":" + value.strip(b" \t") + b"\r\n"
+    if _NOT_WSP_SPACE.search(value) is not None:
+        value = value.replace(b"\r\n", b"")  # unfold
+        if _NOT_WSP_SPACE.search(value) is not None:
+            value = _compress_whitespace(value).strip(b" \t")
+            return name.rstrip(b" \t").lower() + b":" + value + b"\r\n"
+    # only SP and HTAB are white space now: bytes.split compresses and strips at once
+    return name.rstrip(b" \t").lower() + b":" + b" ".join(value.split()) + b"\r\n"
 
 
 def canonical_body(body: bytes, relaxed: bool) -> bytes:
@@ -433,6 +472,21 @@ def canonical_body(body: bytes, relaxed: bool) -> bytes:
     return body[: end + 2]
 
 
+def canonical_body_at(data: bytes, start: int, relaxed: bool) -> bytes | memoryview:
+    """``canonical_body(data[start:], relaxed)``, as a view into ``data`` (no copy of the body)
+    when canonicalization only drops empty lines at the end, as it usually does."""
+    if relaxed and (data.find(b"\t", start) >= 0 or _RELAXED_WORK.search(data, start)):
+        return canonical_body(data[start:], True)
+    end = len(data)
+    while end > start and data.endswith(b"\r\n", start, end):
+        end -= 2
+    if end == start:
+        return b"" if relaxed else b"\r\n"
+    if end == len(data):
+        return data[start:] + b"\r\n"
+    return memoryview(data)[start : end + 2]
+
+
 def strip_signature_value(raw: bytes) -> bytes:
     """The DKIM-Signature field with the b= value (and whitespace around it) removed."""
     name, colon, value = raw.partition(b":")
@@ -447,20 +501,37 @@ def strip_signature_value(raw: bytes) -> bytes:
 # --- verification (RFC 6376 §6.1.3) ----------------------------------------------------------
 
 
-@dataclass(slots=True)
 class MessageView:
-    """One message as the verifier needs it: header fields by name, body, body-hash cache."""
+    """One message as the verifier needs it: header fields by name, the body, and what is
+    derived from them once per message for all its signatures (canonical bodies and their
+    hashes).
 
-    fields: Sequence[HeaderField]
-    body: bytes
-    _by_name: dict[str, list[HeaderField]] | None = None
-    _canonical: dict[bool, bytes] = field(default_factory=dict)
-    _hashes: dict[tuple[bool, str, int | None], bytes] = field(default_factory=dict)
+    ``body`` holds the body from offset ``start`` (the parsed message's canonical bytes and
+    body offset avoid copying the body); ``by_name`` is the fields by lower-case name in message
+    order, when the caller has it already.
+    """
 
-    def canonical_body(self, relaxed: bool) -> bytes:
+    __slots__ = ("_by_name", "_canonical", "_data", "_hashes", "_start", "fields")
+
+    def __init__(
+        self, fields: Sequence[HeaderField], body: bytes, *, start: int = 0,
+        by_name: Mapping[str, Sequence[HeaderField]] | None = None,
+    ) -> None:
+        self.fields = fields
+        self._data = body
+        self._start = start
+        self._by_name = by_name
+        self._canonical: dict[bool, bytes | memoryview] = {}
+        self._hashes: dict[tuple[bool, str, int | None], bytes] = {}
+
+    @property
+    def body(self) -> bytes:
+        return self._data[self._start :] if self._start else self._data
+
+    def canonical_body(self, relaxed: bool) -> bytes | memoryview:
         body = self._canonical.get(relaxed)
         if body is None:
-            body = self._canonical[relaxed] = canonical_body(self.body, relaxed)
+            body = self._canonical[relaxed] = canonical_body_at(self._data, self._start, relaxed)
         return body
 
     def body_hash(self, relaxed: bool, hash_name: str, length: int | None) -> bytes:
@@ -470,16 +541,17 @@ class MessageView:
             body = self.canonical_body(relaxed)
             if length is not None:
                 body = body[:length]
-            digest = self._hashes[key] = hashlib.new(hash_name, body).digest()
+            digest = self._hashes[key] = _HASHLIB[hash_name](body).digest()
         return digest
 
     def select(self, names: Sequence[str], exclude: HeaderField) -> list[HeaderField]:
         """Fields named in h=, each name taking its next instance from the bottom up."""
         by_name = self._by_name
         if by_name is None:
-            by_name = self._by_name = {}
+            index: dict[str, list[HeaderField]] = {}
             for f in self.fields:
-                by_name.setdefault(f.name.lower(), []).append(f)
+                index.setdefault(f.name.lower(), []).append(f)
+            by_name = self._by_name = index
         taken: dict[str, int] = {}
         selected = []
         for name in names:
@@ -526,18 +598,22 @@ def verify(
             "the message body was changed after it was signed (body hash mismatch)", bits,
             unsigned,
         )
-    canon = relaxed_header if sig.header_canon == "relaxed" else simple_header
-    parts = [canon(f.raw) for f in view.select(sig.headers, sig_field)]
-    parts.append(canon(strip_signature_value(sig_field.raw))[:-2])
-    data = b"".join(parts)
+    selected = view.select(sig.headers, sig_field)
+    own = strip_signature_value(sig_field.raw)
+    if sig.header_canon == "relaxed":
+        parts = [relaxed_header(f.raw) for f in selected]
+        parts.append(relaxed_header(own)[:-2])
+        data = b"".join(parts)
+    else:
+        data = b"\r\n".join([*(f.raw for f in selected), own])
     try:
-        if isinstance(key.key, rsa.RSAPublicKey):
-            key.key.verify(sig.signature, data, padding.PKCS1v15(), _HASHES[sig.hash_name]())
-        elif isinstance(key.key, ed25519.Ed25519PublicKey):
-            key.key.verify(sig.signature, hashlib.sha256(data).digest())
+        if key.ed25519_verifier is not None:
+            key.ed25519_verifier.verify(hashlib.sha256(data).digest(), sig.signature)
+        elif isinstance(key.key, rsa.RSAPublicKey):
+            key.key.verify(sig.signature, data, _PKCS1, _HASHES[sig.hash_name])
         else:  # pragma: no cover - check_key rejects revoked keys first
             raise InvalidSignature
-    except (InvalidSignature, ValueError):
+    except (InvalidSignature, CryptoError, ValueError, TypeError):
         return Verification(
             Result.FAIL, "signature verification failed",
             "the signed header fields were changed after signing, or the signature is forged",

@@ -72,7 +72,8 @@ def valid_name(name: str) -> bool:
     """Whether a name can be asked for at all (labels 1..63 octets, total ≤ 253)."""
     if not name or len(name) > 253:
         return False
-    return all(0 < len(label) <= 63 for label in name.split("."))
+    labels = name.split(".")
+    return "" not in labels and max(map(len, labels)) <= 63
 
 
 @dataclass(slots=True)
@@ -127,17 +128,23 @@ class Resolver:
 
     def cached(self, name: str, rdtype: str) -> Lookup | None:
         """A fresh cached answer, or None. Synchronous: for libraries that cannot await."""
-        key = (normalize(name), rdtype)
+        key = (name, rdtype)  # callers mostly pass normalized names: try the name as given
         entry = self._cache.get(key)
         if entry is None:
-            return None
+            key = (normalize(name), rdtype)
+            if key[0] == name:
+                return None
+            entry = self._cache.get(key)
+            if entry is None:
+                return None
         expires, result = entry
         if expires < self.clock():
             del self._cache[key]
             return None
-        self.stats.hits += 1
-        if not result.ok or not result.records:
-            self.stats.negative_hits += 1
+        stats = self.stats
+        stats.hits += 1
+        if result.status is not Status.OK or not result.records:
+            stats.negative_hits += 1
         return result
 
     def _store(self, key: tuple[str, str], result: Lookup) -> None:

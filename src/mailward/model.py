@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -110,16 +109,20 @@ class Envelope:
 class Message:
     """Raw message bytes plus a parsed view, parsed once and lazily."""
 
-    __slots__ = ("__dict__", "raw")
+    __slots__ = ("__dict__", "_parsed", "raw")
 
     def __init__(self, raw: bytes) -> None:
         self.raw = raw
+        self._parsed: ParsedHeaders | None = None
 
-    @cached_property
+    @property
     def parsed(self) -> ParsedHeaders:
-        from mailward.message import parse_headers
+        parsed = self._parsed
+        if parsed is None:
+            from mailward.message import parse_headers
 
-        return parse_headers(self.raw)
+            parsed = self._parsed = parse_headers(self.raw)
+        return parsed
 
 
 @dataclass(slots=True)

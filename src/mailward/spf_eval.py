@@ -12,6 +12,7 @@ import re
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any
 from urllib.parse import quote
 
 from mailward.dns import Lookup, Resolver, Status, valid_name
@@ -268,15 +269,42 @@ def select_record(records: tuple[bytes, ...]) -> bytes | None:
     return found[0] if found else None
 
 
+_UNSEEN: Any = object()  # not in the RRset memo yet
+
+
 class RecordCache:
     """Parsed records and explanation strings by their text, bounded (LRU); also the integer
-    value of address texts seen in A/AAAA answers."""
+    value of address texts seen in A/AAAA answers, and the SPF record of each TXT RRset."""
 
     def __init__(self, max_entries: int = 4096) -> None:
         self.max_entries = max_entries
         self._entries: OrderedDict[bytes | str, SpfRecord | MacroString | SpfSyntaxError] = (
             OrderedDict())
         self._addresses: dict[str, tuple[int, int] | None] = {}
+        self._rrsets: dict[tuple[bytes, ...], SpfRecord | SpfPermError | None] = {}
+
+    def select(self, records: tuple[bytes, ...]) -> SpfRecord | None:
+        """The parsed SPF record of a TXT RRset, None when it has none (RFC 7208 4.5); raises
+        SpfPermError for several SPF records or a broken one. Remembered per RRset."""
+        try:
+            entry = self._rrsets.get(records, _UNSEEN)
+        except TypeError:  # an RRset that is no tuple of bytes: read it, do not keep it
+            entry = self._read(records)
+        if entry is _UNSEEN:
+            entry = self._read(records)
+            if len(self._rrsets) >= self.max_entries:
+                self._rrsets.clear()
+            self._rrsets[records] = entry
+        if isinstance(entry, SpfPermError):
+            raise entry.with_traceback(None)  # a kept instance must not collect tracebacks
+        return entry
+
+    def _read(self, records: tuple[bytes, ...]) -> SpfRecord | SpfPermError | None:
+        try:
+            text = select_record(records)
+            return None if text is None else self.record(text)
+        except SpfPermError as exc:
+            return exc
 
     def address(self, text: str) -> tuple[int, int] | None:
         """(IP version, integer) of an address text from DNS; None if it is not one."""
@@ -316,7 +344,7 @@ class RecordCache:
     def record(self, text: bytes) -> SpfRecord:
         entry = self._get(text)
         if isinstance(entry, SpfSyntaxError):
-            raise entry
+            raise entry.with_traceback(None)  # a kept instance must not collect tracebacks
         assert isinstance(entry, SpfRecord)
         return entry
 
@@ -364,6 +392,10 @@ class _Answer:
 
 def client_address(ip: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
     """The client's address; an IPv4-mapped IPv6 address counts as IPv4 (RFC 7208 5)."""
+    quad = _IP4.match(ip)
+    if quad is not None:  # the common case, without ipaddress's slower parser
+        a, b, c, d = map(int, ip.split("."))
+        return ipaddress.IPv4Address(a << 24 | b << 16 | c << 8 | d)
     addr = ipaddress.ip_address(ip.strip())
     if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
         return addr.ipv4_mapped
@@ -423,7 +455,15 @@ async def check_host(
 
 
 class _Evaluation:
-    """State of one check_host() including its includes and redirects."""
+    """State of one check_host() including its includes and redirects.
+
+    Answers in the resolver's cache are taken synchronously (``resolver.cached``) before
+    anything is awaited: a warm evaluation creates as few coroutines as it can.
+    """
+
+    __slots__ = ("_validated", "addr", "bits", "helo", "ip", "limits", "local", "lookups",
+                 "now", "on_wait", "rdtype", "receiver", "records", "resolver", "sender",
+                 "sender_domain", "v6", "version", "voids")
 
     def __init__(self, resolver: Resolver, records: RecordCache,
                  addr: ipaddress.IPv4Address | ipaddress.IPv6Address, sender: str, helo: str,
@@ -521,19 +561,19 @@ class _Evaluation:
         """
         if not (top or checked) and checkable_domain(domain) is None:
             return f"{domain!r} is not a valid domain name"
-        lookup = await self._query(domain, "TXT")
+        lookup = self.resolver.cached(domain, "TXT") or await self._query(domain, "TXT")
         self._check(lookup, count_void=not top)
         if not lookup.ok:
             return f"{domain} does not exist"
         try:
-            text = select_record(lookup.records)
-            if text is None:
-                return f"{domain} publishes no SPF record"
-            return self.records.record(text)
+            record = self.records.select(lookup.records)
         except SpfPermError as exc:
             if top:
                 raise
             raise SpfPermError(f"in the SPF record of {domain}: {exc}") from None
+        if record is None:
+            return f"{domain} publishes no SPF record"
+        return record
 
     def _check(self, lookup: Lookup, count_void: bool = True) -> None:
         if lookup.status is Status.TEMPERROR:
@@ -575,11 +615,13 @@ class _Evaluation:
         """Whether a DNS-querying mechanism (include, a, mx, ptr, exists) matches."""
         kind = term.kind
         self._count_lookup()
-        if term.target is None:
+        spec = term.target
+        if spec is None:
             target, checked = domain, True  # the current domain was checked when entered
+        elif spec.name is not None:
+            target, checked = spec.name, True
         else:
-            target = await self._target(term.target, domain)
-            checked = term.target.name is not None
+            target, checked = await self._target(spec, domain), False
         if kind == "include":
             sub = await self._record(target, checked=checked)
             if isinstance(sub, str):
@@ -588,13 +630,14 @@ class _Evaluation:
         if not checked and not valid_name(target):
             return False  # an unqueryable target name does not match (RFC 7208 4.8)
         if kind == "a":
-            lookup = await self._query(target, self.rdtype)
+            rdtype = self.rdtype
+            lookup = self.resolver.cached(target, rdtype) or await self._query(target, rdtype)
             self._check(lookup)
             return self._any_in(lookup.records, term)
         if kind == "mx":
             return await self._mx(target, term)
         if kind == "exists":
-            lookup = await self._query(target, "A")
+            lookup = self.resolver.cached(target, "A") or await self._query(target, "A")
             self._check(lookup)
             return bool(lookup.records)
         return await self._ptr(target)
@@ -613,7 +656,7 @@ class _Evaluation:
         return False
 
     async def _mx(self, target: str, term: Term) -> bool:
-        lookup = await self._query(target, "MX")
+        lookup = self.resolver.cached(target, "MX") or await self._query(target, "MX")
         self._check(lookup)
         if len(lookup.records) > MAX_MX_NAMES:
             raise SpfPermError(f"mx:{target} has {len(lookup.records)} MX records "

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import tomllib
 from functools import cache
@@ -21,7 +20,12 @@ _FORCE_ORDER = [
     Disposition.TEMPFAIL,
     Disposition.REJECT,
 ]
+_FORCE_RANK = {d: i for i, d in enumerate(_FORCE_ORDER)}
 _OVERRIDABLE_BY_ARC = frozenset({"DMARC_FAIL_REJECT", "DMARC_FAIL_QUARANTINE", "DMARC_FAIL_NONE"})
+
+
+def _minus_score(f: Finding) -> float:
+    return -f.score
 
 
 @cache
@@ -40,13 +44,18 @@ class Scorer:
         self.forced = {k: Disposition(v) for k, v in config.verdict.forced.items()}
 
     def score(self, findings: list[Finding]) -> list[Finding]:
+        scores = self.scores
         trusted_arc = any(f.symbol == "ARC_TRUSTED_SEALER" for f in findings)
         out = []
         for f in findings:
-            score = self.scores.get(f.symbol, 0.0)
-            if trusted_arc and f.symbol in _OVERRIDABLE_BY_ARC:
+            symbol = f.symbol
+            score = scores.get(symbol, 0.0)
+            if trusted_arc and symbol in _OVERRIDABLE_BY_ARC:
                 score = 0.0
-            out.append(dataclasses.replace(f, score=score) if score != f.score else f)
+            if score != f.score:  # a copy with the score (dataclasses.replace, but cheaper)
+                f = Finding(f.check, symbol, f.result, f.detail, f.advice, score,
+                            f.method_result, f.properties, f.reason)
+            out.append(f)
         return out
 
     def decide(self, findings: list[Finding], from_domain: str | None = None) -> Verdict:
@@ -63,8 +72,9 @@ class Scorer:
         reasons: list[str] = []
         trusted = [f for f in findings if f.symbol == "ARC_TRUSTED_SEALER"]
         forced: tuple[Disposition, Finding] | None = None
+        forcing = self.forced
         for f in findings:
-            wanted = self.forced.get(f.symbol)
+            wanted = forcing.get(f.symbol)
             if wanted is None:
                 continue
             if trusted and f.symbol in _OVERRIDABLE_BY_ARC:
@@ -73,7 +83,7 @@ class Scorer:
                 )
                 log.info("ARC override of %s: %s", f.symbol, trusted[0].detail)
                 continue
-            if forced is None or _FORCE_ORDER.index(wanted) > _FORCE_ORDER.index(forced[0]):
+            if forced is None or _FORCE_RANK[wanted] > _FORCE_RANK[forced[0]]:
                 forced = (wanted, f)
         disposition = by_score
         forced_by = None
@@ -82,7 +92,7 @@ class Scorer:
             if wanted is Disposition.TEMPFAIL:
                 if by_score is not Disposition.REJECT:
                     disposition = Disposition.TEMPFAIL
-            elif _FORCE_ORDER.index(wanted) > _FORCE_ORDER.index(by_score) or (
+            elif _FORCE_RANK[wanted] > _FORCE_RANK[by_score] or (
                 by_score is Disposition.TEMPFAIL
             ):
                 disposition = wanted
@@ -94,9 +104,9 @@ class Scorer:
             f"score {total:.1f} (tag at {v.tag:g}, quarantine at {v.quarantine:g}, "
             f"reject at {v.reject:g}) -> {by_score}"
         )
-        for f in sorted(findings, key=lambda f: -f.score):
-            if f.score > 0:
-                reasons.append(f"{f.symbol} (+{f.score:g}): {f.detail}")
+        positive = [f for f in findings if f.score > 0]
+        positive.sort(key=_minus_score)  # stable: equal scores keep their order
+        reasons += [f"{f.symbol} (+{f.score:g}): {f.detail}" for f in positive]
         verdict = Verdict(disposition, total, findings, reasons, forced_by)
         verdict.admin_explanation = "; ".join(reasons[:3])
         verdict.recipient_explanation = explain(disposition, findings, from_domain)
@@ -106,9 +116,8 @@ class Scorer:
 def explain(disposition: Disposition, findings: list[Finding], from_domain: str | None) -> str:
     """Two sentences a non-expert understands: what is wrong, and what it means for them."""
     who = from_domain or "an unknown sender"
-    by_symbol = {f.symbol: f for f in findings}
     dmarc_fail = next((f for f in findings if f.symbol.startswith("DMARC_FAIL")), None)
-    if "ARC_TRUSTED_SEALER" in by_symbol and dmarc_fail is not None:
+    if dmarc_fail is not None and any(f.symbol == "ARC_TRUSTED_SEALER" for f in findings):
         return (
             f"This message claims to be from {who} and was changed on the way by a forwarder "
             f"the site trusts, so {who}'s own checks no longer match. The forwarder vouches "

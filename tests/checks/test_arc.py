@@ -18,6 +18,7 @@ from mailward.checks.arc import (
     ArcCheck,
     ChainVerifier,
     KeyCache,
+    _split_results_slowly,
     pick_key_record,
     records_pass,
     relaxed_body,
@@ -400,3 +401,27 @@ TAG_PIECES = (b"; b=", b" b =", b"\r\n\tb=", b";b=", b"bh=", b"aB3+/", b"==", b"
 @given(_texts(*TAG_PIECES))
 def test_strip_b_equals_dkimpy(value: bytes) -> None:
     assert strip_b(value) == dkim.RE_BTAG.sub(b"\\1", value)
+
+
+@given(st.lists(st.sampled_from(["a", "dkim=pass", ";", " ", "\t", "\r\n", "\\", ")", "x=y",
+                                 "é", "\x0b", "(", '"']), max_size=20).map("".join))
+def test_split_results_fast_path_splits_as_the_character_reader(value: str) -> None:
+    assert split_results(value) == _split_results_slowly(value)
+
+
+@settings(max_examples=300)
+@given(
+    st.lists(st.tuples(st.sampled_from([b"From", b"from ", b"To", b"TO\t", b"Subject", b"X"]),
+                       _texts(b"v", b" ", b"\t", b"\r\n ")), max_size=8),
+    st.lists(st.sampled_from([b"from", b"to", b"subject", b"x", b"cc"]), max_size=8),
+    st.booleans(),
+)
+def test_message_headers_are_selected_as_dkimpy_selects_canonical_ones(
+    fields: list[tuple[bytes, bytes]], include: list[bytes], relaxed: bool
+) -> None:
+    headers = [(name, b" " + value + b"\r\n") for name, value in fields]
+    verifier = ChainVerifier(headers, b"", {}, KeyCache(), NOW, 1024)
+    canonical = [relaxed_header(h) for h in headers] if relaxed else headers
+    expected = dkim.select_headers(canonical, include)
+    assert verifier._message_headers(include, relaxed) == expected
+    assert verifier._message_headers(include, relaxed) == expected  # from what it kept

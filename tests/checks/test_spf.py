@@ -16,7 +16,14 @@ from mailward.checks.spf import SpfCheck
 from mailward.config import Config
 from mailward.dns import Lookup, Resolver, ZoneBackend, ZoneResolver
 from mailward.model import Connection, Envelope, Message, Result, Transaction
-from mailward.spf_eval import RecordCache, SpfSyntaxError, check_host, parse_record
+from mailward.spf_eval import (
+    RecordCache,
+    SpfPermError,
+    SpfSyntaxError,
+    check_host,
+    client_address,
+    parse_record,
+)
 from tests.helpers import check_json
 
 CONFIG = '[site]\nauthserv_id = "mx.ourcorp.example"\n[checks]\nenabled = ["spf"]\n'
@@ -292,3 +299,47 @@ def test_any_record_gives_an_outcome(record: str, local: str, ip: str) -> None:
                                      f"{local}@example.com", helo="e.example.com"))
     assert outcome.result in {Result.PASS, Result.FAIL, Result.SOFTFAIL, Result.NEUTRAL,
                               Result.PERMERROR}
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(
+    st.tuples(*[st.integers(0, 300)] * 4).map(lambda q: ".".join(map(str, q))),
+    st.text(st.sampled_from("0123456789.: abf"), max_size=16),
+    st.sampled_from(["01.2.3.4", "1.2.3.04", "::ffff:192.0.2.1", " 192.0.2.1", "192.0.2.1\n",
+                     "1.2.3", "0.0.0.0", "255.255.255.255", "256.1.1.1", "2001:db8::1"]),
+))
+def test_client_address_fast_path_reads_as_ipaddress(text: str) -> None:
+    import ipaddress
+
+    try:
+        addr = ipaddress.ip_address(text.strip())
+        if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+            addr = addr.ipv4_mapped
+        expected: object = (type(addr), addr)
+    except ValueError:
+        expected = ValueError
+    try:
+        found = client_address(text)
+        got: object = (type(found), found)
+    except ValueError:
+        got = ValueError
+    assert got == expected
+
+
+def test_the_spf_record_of_an_rrset_is_parsed_once() -> None:
+    cache = RecordCache(max_entries=4)
+    rrset = (b"google-site-verification=x", b"v=spf1 ip4:192.0.2.0/24 -all")
+    first = cache.select(rrset)
+    assert first is not None and cache.select(rrset) is first
+    assert first is cache.record(rrset[1])
+    assert cache.select((b"not spf",)) is None
+    broken = (b"v=spf1 -all", b"v=spf1 +all")
+    depths = []
+    for _ in range(3):
+        with pytest.raises(SpfPermError, match="2 SPF records") as raised:
+            cache.select(broken)
+        depth, tb = 0, raised.value.__traceback__
+        while tb is not None:
+            depth, tb = depth + 1, tb.tb_next
+        depths.append(depth)
+    assert depths[0] == depths[1] == depths[2]  # a remembered error collects no tracebacks

@@ -32,6 +32,11 @@ class Check:
     Trouble it can name (DNS could not answer, a record is broken) is a `temperror` or
     `permerror` finding; the runner turns anything else (a crash, the budget running out) into
     a ``<NAME>_TEMPERROR`` finding.
+
+    The runner starts `run` inline and makes it a task of its own only when it awaits something
+    that is not ready (a warm-cache check costs no task); so a check must not bind to the
+    current task (``asyncio.timeout``, ``current_task``) before its first real wait: its
+    ``budget`` is the timeout.
     """
 
     name: ClassVar[str]

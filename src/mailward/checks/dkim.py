@@ -56,6 +56,7 @@ _ADVICE = {
         "confirm who sent this message."
     ),
 }
+_FWS = b" \t\r\n"
 _PREFIX = {
     Result.PASS: "verified",
     Result.FAIL: "failed",
@@ -102,7 +103,8 @@ class DkimCheck(Check):
 
     async def run(self, tx: Transaction, ctx: CheckContext) -> list[Finding]:
         parsed = tx.message.parsed
-        fields = [f for f in parsed.fields if f.lname == "dkim-signature"]
+        by_name = parsed.by_name()
+        fields = by_name.get("dkim-signature", [])
         if not fields:
             return [
                 self.finding(
@@ -124,7 +126,8 @@ class DkimCheck(Check):
         candidates = [self._prepare(f, ctx.now, settings) for f in fields]
         names = dict.fromkeys(c.sig.key_name for c in candidates if c.sig and not c.problem)
         lookups = await self._lookup(ctx, list(names))
-        view = MessageView(parsed.fields, parsed.body)
+        view = MessageView(parsed.fields, parsed.canonical, start=parsed.body_offset,
+                           by_name=by_name)
         for c in candidates:
             findings.extend(self._evaluate(c, lookups, view, settings))
         return findings
@@ -256,15 +259,20 @@ class DkimCheck(Check):
         if "i" in tags:
             identity = c.sig.identity if c.sig else None
             properties.append(("header.i", _clean(identity) if identity else _text(tags["i"])))
+        b = tags.get("b", b"")
+        b_head = b[:40].translate(None, _FWS)  # the first 8 characters without folding
+        if len(b_head) < 8:
+            b_head = b.translate(None, _FWS)
         properties += [
             ("header.s", selector),
-            ("header.a", _text(tags.get("a", b"")).lower()),
-            ("header.b", _text(tags.get("b", b"").translate(None, b" \t\r\n")[:8])),
+            ("header.a", c.sig.algorithm if c.sig else _text(tags.get("a", b"")).lower()),
+            ("header.b", _text(b_head[:8])),
         ]
-        advice = _ADVICE.get(result, "").format(d=domain or "the sender")
+        advice = _ADVICE.get(result)
         return self.finding(
-            _SYMBOLS[result], result, text, advice=advice, method_result=True,
-            properties=tuple((k, v) for k, v in properties if v), reason=reason,
+            _SYMBOLS[result], result, text,
+            advice=advice.format(d=domain or "the sender") if advice else "",
+            method_result=True, properties=tuple([p for p in properties if p[1]]), reason=reason,
         )
 
 

@@ -93,14 +93,13 @@ def identifiers(tx: Transaction, ctx: CheckContext) -> list[Identifier]:
     """The SPF-Authenticated Identifier candidates (the MAIL FROM identity; for the null sender
     the HELO identity, RFC 9989 §3.2.4) and one DKIM candidate per signature (d=)."""
     out: list[Identifier] = []
-    spf = ctx.method_results("spf")
-    with_mailfrom = [f for f in spf if f.prop("smtp.mailfrom")]
+    spf = [(f, f.prop("smtp.mailfrom"), f.prop("smtp.helo")) for f in ctx.method_results("spf")]
     if tx.envelope.mail_from:  # only the MAIL FROM identity counts (§4.4.2)
-        spf = with_mailfrom or [f for f in spf if not f.prop("smtp.helo")]
-    for f in spf:
-        value = f.prop("smtp.mailfrom") or f.prop("smtp.helo") or ""
+        spf = [s for s in spf if s[1]] or [s for s in spf if not s[2]]
+    for f, mailfrom, helo in spf:
+        value = mailfrom or helo or ""
         domain = ascii_domain(value.strip("<> ").rpartition("@")[2]) if value else None
-        what = "MAIL FROM domain" if f.prop("smtp.mailfrom") else "HELO name"
+        what = "MAIL FROM domain" if mailfrom else "HELO name"
         label = f"SPF for the {what} {domain}" if domain else "SPF"
         out.append(Identifier("spf", domain or "", f.result, label))
     for f in ctx.method_results("dkim"):
