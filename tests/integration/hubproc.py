@@ -10,10 +10,18 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 MAILWARD = str(Path(sys.executable).with_name("mailward"))
+
+
+def stop_controller(controller: Any) -> None:
+    """Stop an aiosmtpd Controller and close the event loop it made (it leaves it open)."""
+    controller.stop()
+    if not controller.loop.is_closed():
+        controller.loop.close()
 
 
 def free_port() -> int:

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from aiosmtpd.controller import Controller
 
-from tests.integration.hubproc import HubProcess, free_port
+from tests.integration.hubproc import HubProcess, free_port, stop_controller
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 ZONES = yaml.safe_load((EXAMPLES / "zones.yaml").read_text())
@@ -156,7 +156,7 @@ def test_relay_to_downstream_smtp_server(tmp_path: Path) -> None:
             time.sleep(0.05)
     finally:
         assert hub.stop() == 0
-        controller.stop()
+        stop_controller(controller)
     ((mail_from, rcpts, data),) = received
     assert mail_from == "billing@partner.test" and rcpts == ["carol@ourcorp.example"]
     assert data.startswith(b"Authentication-Results: mx.ourcorp.example;")

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tests.integration.hubproc import MAILWARD, HubProcess, free_port
+from tests.integration.hubproc import MAILWARD, HubProcess, free_port, stop_controller
 
 PASSWORD = "correct horse battery"
 POLICIES = {
@@ -128,7 +128,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[HubProcess
     hub.start()
     yield hub, remote
     hub.stop()
-    controller.stop()
+    stop_controller(controller)
     httpd.shutdown()
     httpd.server_close()
 

@@ -12,7 +12,7 @@ from aiosmtpd.controller import Controller
 
 from mailward import config as config_mod
 from mailward.store import Store
-from tests.integration.hubproc import MAILWARD, HubProcess, free_port
+from tests.integration.hubproc import MAILWARD, HubProcess, free_port, stop_controller
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 ZONES = yaml.safe_load((EXAMPLES / "zones.yaml").read_text())
@@ -61,7 +61,7 @@ def test_queue_list_flush_remove_and_store_trail(tmp_path: Path) -> None:
             while not received and time.monotonic() < deadline:
                 time.sleep(0.1)
         finally:
-            controller.stop()
+            stop_controller(controller)
         assert len(received) == 1  # the removed message is gone for good
         assert "0 message(s) queued" in mailward(hub, "queue", "list")
     finally:

@@ -17,7 +17,7 @@ import yaml
 from aiosmtpd.controller import Controller
 
 from tests.helpers import run_cli
-from tests.integration.hubproc import MAILWARD, HubProcess, free_port
+from tests.integration.hubproc import MAILWARD, HubProcess, free_port, stop_controller
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 PASSWORD = "correct horse battery"
@@ -59,7 +59,7 @@ def remote() -> Iterator[RemoteMx]:
     mx = RemoteMx()
     mx.controller.start()
     yield mx
-    mx.controller.stop()
+    stop_controller(mx.controller)
 
 
 @pytest.fixture(scope="module")

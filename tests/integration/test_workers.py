@@ -12,7 +12,7 @@ from pathlib import Path
 import yaml
 from aiosmtpd.controller import Controller
 
-from tests.integration.hubproc import HubProcess, free_port, wait_port
+from tests.integration.hubproc import HubProcess, free_port, stop_controller, wait_port
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 ZONES = yaml.safe_load((EXAMPLES / "zones.yaml").read_text())
@@ -74,7 +74,7 @@ def test_two_workers_receive_and_master_relays(tmp_path: Path) -> None:
         assert hub.log().count("master: 2 workers") == 2  # the restarted hub forked again
     finally:
         hub.stop()
-        controller.stop()
+        stop_controller(controller)
 
 
 def _alive(pid: int) -> bool:
