@@ -107,8 +107,13 @@ class Hub:
                     raw, banner.warning_for(evaluation.verdict, self.config), self.config
                 )
             if disposition is Disposition.QUARANTINE:
-                await asyncio.to_thread(self._quarantine, tx.queue_id, raw)
+                path = await asyncio.to_thread(self._quarantine, tx.queue_id, raw)
                 outcome = Outcome(tx.queue_id, evaluation, "quarantined")
+                if self.recorder is not None:
+                    self.recorder.record_quarantine(
+                        queue_id=tx.queue_id, reason=evaluation.verdict.admin_explanation,
+                        raw_path=str(path),
+                    )
             elif self.relay is None:
                 # Local Maildir delivery is final delivery: done (fsynced) before the 250,
                 # so the message needs no spool round trip.
@@ -183,7 +188,7 @@ class Hub:
         self._queued(qid)
         return qid
 
-    def _quarantine(self, queue_id: str, raw: bytes) -> None:
+    def _quarantine(self, queue_id: str, raw: bytes) -> Path:
         path = self.quarantine_dir / f"{queue_id}.eml"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
@@ -191,6 +196,7 @@ class Hub:
             os.fsync(fd)
         finally:
             os.close(fd)
+        return path
 
     # --- delivery -------------------------------------------------------------------------
 

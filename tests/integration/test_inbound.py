@@ -162,3 +162,29 @@ def test_relay_to_downstream_smtp_server(tmp_path: Path) -> None:
     assert data.startswith(b"Authentication-Results: mx.ourcorp.example;")
     assert b"dmarc=pass" in data.split(b"\r\n\r\n")[0]
     assert "status=delivered" in hub.log()
+
+
+def test_dmarc_quarantine_forgery_is_held_not_delivered(hub: HubProcess) -> None:
+    from mailward import config as config_mod
+    from mailward.store import Store
+
+    forged = (b"From: Paula <paula@partner.test>\r\nTo: q@ourcorp.example\r\n"
+              b"Subject: lunch\r\nMessage-ID: <q-1@partner.test>\r\n\r\nSee you at noon.\r\n")
+    with smtp(hub, "mail.attacker.test") as client:
+        client.mail("paula@partner.test")
+        client.rcpt("q@ourcorp.example")
+        code, text = client.data(forged)
+    assert code == 250
+    qid = text.decode().rsplit(" ", 1)[-1]
+    assert (hub.data_dir / "quarantine" / f"{qid}.eml").exists()
+    assert not (hub.data_dir / "maildir" / "q@ourcorp.example").exists()
+    store = Store.from_config(config_mod.load(hub.config_path).store, data_dir=hub.data_dir)
+    try:
+        deadline = time.monotonic() + 10
+        entry = None
+        while entry is None and time.monotonic() < deadline:
+            entry = store.quarantine_entry(qid)
+            time.sleep(0.1)
+    finally:
+        store.close()
+    assert entry is not None and "DMARC_FAIL_QUARANTINE" in entry.reason
