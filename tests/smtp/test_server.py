@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from aiosmtpd.smtp import SMTP
 
@@ -22,9 +24,13 @@ class _Handler:
 
 @pytest.mark.parametrize("path", PATHS)
 def test_fast_path_parser_matches_aiosmtpd(path: str) -> None:
-    ours = LimitedSMTP(_Handler(), limits=ConnectionLimits(10, 10))
-    theirs = SMTP(_Handler())
-    assert ours._getaddr(path) == theirs._getaddr(path)
+    loop = asyncio.new_event_loop()  # aiosmtpd would otherwise make one and leave it open
+    try:
+        ours = LimitedSMTP(_Handler(), limits=ConnectionLimits(10, 10), loop=loop)
+        theirs = SMTP(_Handler(), loop=loop)
+        assert ours._getaddr(path) == theirs._getaddr(path)
+    finally:
+        loop.close()
 
 
 def test_connection_limits() -> None:
