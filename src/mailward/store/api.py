@@ -21,7 +21,6 @@ from mailward.passwords import PasswordHashing
 from mailward.store import migrate, reads, retention, search, users
 from mailward.store.engine import DEFAULT_DATA_DIR, WRITE_OPTION, default_url, make_engine
 from mailward.store.jobs import WriteJob, apply_jobs
-from mailward.store.models import QuarantineRow
 from mailward.store.recorder import KEEP_RAW, Recorder
 from mailward.store.records import (
     PurgeResult,
@@ -37,12 +36,12 @@ from mailward.store.records import (
     UserAddress,
     UserRecord,
 )
+from mailward.store.tables import QUARANTINE
 
 if TYPE_CHECKING:
     from mailward.config import StoreConfig
     from mailward.store.writer import EventWriter
 
-QUARANTINE = QuarantineRow.__table__
 
 
 def _first_line(exc: IntegrityError | DataError) -> str:

@@ -9,15 +9,6 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, Engine, Table, select
 
 from mailward.store import limits
-from mailward.store.models import (
-    AlertRow,
-    AuthEventRow,
-    ConnectionRow,
-    DeliveryRow,
-    EventRow,
-    QuarantineRow,
-    UserReportRow,
-)
 from mailward.store.records import (
     QuarantineEntry,
     StoredAlert,
@@ -27,14 +18,15 @@ from mailward.store.records import (
     StoredEvent,
     StoredReport,
 )
-
-CONNECTIONS = ConnectionRow.__table__
-DELIVERIES = DeliveryRow.__table__
-AUTH_EVENTS = AuthEventRow.__table__
-EVENTS = EventRow.__table__
-ALERTS = AlertRow.__table__
-REPORTS = UserReportRow.__table__
-QUARANTINE = QuarantineRow.__table__
+from mailward.store.tables import (
+    ALERTS,
+    AUTH_EVENTS,
+    CONNECTIONS,
+    DELIVERIES,
+    EVENTS,
+    QUARANTINE,
+    REPORTS,
+)
 
 
 def _since(table: Table, since: datetime | None) -> list[ColumnElement[bool]]:

@@ -18,31 +18,21 @@ from mailward.store.ids import new_id
 from mailward.store.jobs import WriteJob
 from mailward.store.models import (
     URL_LENGTH,
-    AlertRow,
-    AuthEventRow,
-    ConnectionRow,
-    DeliveryRow,
-    EventRow,
-    FindingRow,
-    QuarantineRow,
-    RecipientRow,
-    TransactionRow,
-    UrlRow,
-    UserReportRow,
 )
 from mailward.store.redact import safe_payload
-
-CONNECTIONS = ConnectionRow.__table__
-TRANSACTIONS = TransactionRow.__table__
-RECIPIENTS = RecipientRow.__table__
-FINDINGS = FindingRow.__table__
-DELIVERIES = DeliveryRow.__table__
-AUTH_EVENTS = AuthEventRow.__table__
-EVENTS = EventRow.__table__
-ALERTS = AlertRow.__table__
-REPORTS = UserReportRow.__table__
-QUARANTINE = QuarantineRow.__table__
-URLS = UrlRow.__table__
+from mailward.store.tables import (
+    ALERTS,
+    AUTH_EVENTS,
+    CONNECTIONS,
+    DELIVERIES,
+    EVENTS,
+    FINDINGS,
+    QUARANTINE,
+    RECIPIENTS,
+    REPORTS,
+    TRANSACTIONS,
+    URLS,
+)
 
 # links stored per message (campaign grouping); more are ignored
 MAX_URLS = 100

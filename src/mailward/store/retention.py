@@ -12,20 +12,17 @@ from sqlalchemy import Column, ColumnElement, Engine, Table, delete, exists, sel
 from mailward.store.models import (
     AlertRow,
     AuthEventRow,
-    ConnectionRow,
     DeliveryRow,
     EventRow,
     FindingRow,
-    QuarantineRow,
     RecipientRow,
-    TransactionRow,
     UserReportRow,
 )
 from mailward.store.records import PurgeResult
+from mailward.store.tables import CONNECTIONS as C
+from mailward.store.tables import QUARANTINE as Q
+from mailward.store.tables import TRANSACTIONS as T
 
-T = TransactionRow.__table__
-C = ConnectionRow.__table__
-Q = QuarantineRow.__table__
 CHILDREN = (FindingRow.__table__, RecipientRow.__table__)
 # table and its time column, in the order they are purged
 SIMPLE: tuple[tuple[Table, str], ...] = (

@@ -9,19 +9,12 @@ from typing import Any
 from sqlalchemy import ColumnElement, Engine, exists, func, or_, select
 
 from mailward.store import limits
-from mailward.store.models import (
-    ConnectionRow,
-    FindingRow,
-    RecipientRow,
-    TransactionRow,
-    UrlRow,
-)
 from mailward.store.records import StoredFinding, StoredTransaction
-
-T = TransactionRow.__table__
-C = ConnectionRow.__table__
-R = RecipientRow.__table__
-F = FindingRow.__table__
+from mailward.store.tables import CONNECTIONS as C
+from mailward.store.tables import FINDINGS as F
+from mailward.store.tables import RECIPIENTS as R
+from mailward.store.tables import TRANSACTIONS as T
+from mailward.store.tables import URLS as U
 
 MAX_LIMIT = 10_000
 _CHUNK = 500  # ids per IN (...) when loading recipients and findings
@@ -175,7 +168,6 @@ def _transaction(
 
 # -- campaigns: the messages sharing something with one message ------------------------------
 
-U = UrlRow.__table__
 CRITERIA = ("sender", "subject", "body", "url")
 
 

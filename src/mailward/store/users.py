@@ -14,7 +14,6 @@ from sqlalchemy.exc import IntegrityError
 
 from mailward.passwords import PasswordHashing
 from mailward.store import limits
-from mailward.store.models import UserAddressRow, UserRow
 from mailward.store.records import (
     AddressTaken,
     StoreError,
@@ -23,9 +22,7 @@ from mailward.store.records import (
     UserExists,
     UserRecord,
 )
-
-USERS = UserRow.__table__
-ADDRESSES = UserAddressRow.__table__
+from mailward.store.tables import ADDRESSES, USERS
 
 
 def _name(name: str) -> str:
