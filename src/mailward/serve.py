@@ -133,6 +133,7 @@ async def _master(config: Config, children: list[int], read_end: int) -> None:
                       multiprocess_dir=Path(config.server.data_dir) / "metrics")
     monitor = observers.attach(hub, metrics)
     web = await observers.serve_metrics(metrics)
+    observers.start_retention()
     hub.start(recover=False)  # the workers are already writing to the spool
     loop = asyncio.get_running_loop()
     link = MasterLink(hub.runner.enqueued, monitor)
@@ -197,6 +198,7 @@ class _Observers:
         self.writer = store.writer()
         self.events = EventSink(config.events, hostname=config.hostname)
         self.recorder = EventTee(self.writer, self.events) if self.events.enabled else self.writer
+        self._retention: asyncio.Task[None] | None = None
 
     @classmethod
     async def open(cls, config: Config) -> _Observers:
@@ -228,7 +230,30 @@ class _Observers:
         log.info("metrics on http://%s/metrics", self.config.web.listen)
         return web
 
+    def start_retention(self) -> None:
+        """Purge log rows older than store.retention_days a minute after start, then every
+        6 hours; quarantined files whose rows go are removed too. One process does this."""
+        self._retention = asyncio.create_task(self._purge_forever(), name="retention")
+
+    async def _purge_forever(self) -> None:
+        await asyncio.sleep(60)
+        while True:
+            try:
+                result = await asyncio.to_thread(self.store.purge)
+                for path in result.raw_paths:
+                    with contextlib.suppress(OSError):
+                        os.unlink(path)
+                if result.total:
+                    log.info("retention: purged %d rows older than %d days (%s)", result.total,
+                             self.store.retention_days, result.deleted)
+            except Exception:
+                log.exception("retention purge failed; retrying later")
+            await asyncio.sleep(6 * 3600)
+
     async def close(self, web: asyncio.Server | None) -> None:
+        if self._retention is not None:
+            self._retention.cancel()
+            await asyncio.gather(self._retention, return_exceptions=True)
         if web is not None:
             web.close()
             await web.wait_closed()
@@ -256,6 +281,7 @@ async def _serve(
                           queue_depth=lambda: len(hub.spool.queued()))
         monitor = observers.attach(hub, metrics)
         web = await observers.serve_metrics(metrics)
+        observers.start_retention()
     else:
         hub.metrics = Metrics(resolver=observers.resolver)
         hub.monitor = monitor = link
