@@ -53,8 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     passwd.add_argument("name")
     passwd.add_argument("--password-stdin", action="store_true")
     users_sub.add_parser("list", help="list accounts and their addresses")
-    for p in users_sub.choices.values():
-        p.add_argument("--config", help="TOML configuration file")
+    _with_config(users_sub)
 
     keys = sub.add_parser("keys", help="DKIM signing keys of the site's domains")
     keys_sub = keys.add_subparsers(dest="action", required=True, parser_class=_Parser)
@@ -62,16 +61,14 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("domain")
     gen.add_argument("--selector", help="selector prefix (default mwYYYYMM); r/e appended")
     keys_sub.add_parser("list", help="print the DNS records of every key")
-    for p in keys_sub.choices.values():
-        p.add_argument("--config", help="TOML configuration file")
+    _with_config(keys_sub)
 
     queue = sub.add_parser("queue", help="the delivery queue")
     queue_sub = queue.add_subparsers(dest="action", required=True, parser_class=_Parser)
     queue_sub.add_parser("list", help="queued messages")
     queue_sub.add_parser("flush", help="retry every queued message now")
     queue_sub.add_parser("remove", help="drop a queued message").add_argument("queue_id")
-    for p in queue_sub.choices.values():
-        p.add_argument("--config", help="TOML configuration file")
+    _with_config(queue_sub)
 
     trace = sub.add_parser(
         "trace", help="where a message came from: Received chain, authentication, central log"
@@ -115,12 +112,17 @@ def _parser() -> argparse.ArgumentParser:
                           help="what a message must share with it (comma-separated)")
     campaign.add_argument("--limit", type=int, default=1000, help="messages per criterion")
     campaign.add_argument("--json", action="store_true", help="print one JSON object")
-    for p in log_sub.choices.values():
-        p.add_argument("--config", help="TOML configuration file")
+    _with_config(log_sub)
 
     cfg = sub.add_parser("config", help="print every configuration key with its default")
     cfg.add_argument("--config", help="validate this TOML file")
     return parser
+
+
+def _with_config(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Every action of an administration command takes --config."""
+    for action in subparsers.choices.values():
+        action.add_argument("--config", help="TOML configuration file")
 
 
 def main(argv: list[str] | None = None) -> int:

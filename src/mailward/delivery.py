@@ -121,15 +121,27 @@ class SmtpRelayDelivery:
             attempt = Attempt("deferred", f"downstream {self.host}:{self.port}: {exc}")
             return {r: attempt for r in recipients}
         finally:
-            if client.is_connected:
-                try:
-                    await client.quit()
-                except (aiosmtplib.SMTPException, OSError, TimeoutError):
-                    client.close()
-        out = {r: Attempt("delivered", reply) for r in recipients}
-        for rcpt, (code, message) in errors.items():
-            out[rcpt] = Attempt(_classify(code), f"{code} {message}")
-        return out
+            await _hang_up(client)
+        return _outcomes(recipients, reply, errors)
+
+
+async def _hang_up(client: aiosmtplib.SMTP) -> None:
+    """QUIT politely; close the socket when the server cannot take even that."""
+    if client.is_connected:
+        try:
+            await client.quit()
+        except (aiosmtplib.SMTPException, OSError, TimeoutError):
+            client.close()
+
+
+def _outcomes(
+    recipients: list[str], reply: str, errors: dict[str, tuple[int, str]], prefix: str = ""
+) -> dict[str, Attempt]:
+    """Per-recipient outcome of an accepted transaction: delivered, except those refused."""
+    out = {r: Attempt("delivered", f"{prefix}{reply}") for r in recipients}
+    for rcpt, (code, message) in errors.items():
+        out[rcpt] = Attempt(_classify(code), f"{prefix}{code} {message}")
+    return out
 
 
 def _classify(code: int) -> str:
@@ -236,12 +248,5 @@ class MxDelivery:
         except (aiosmtplib.SMTPException, OSError, TimeoutError, ssl.SSLError):
             return None
         finally:
-            if client.is_connected:
-                try:
-                    await client.quit()
-                except (aiosmtplib.SMTPException, OSError, TimeoutError):
-                    client.close()
-        out = {r: Attempt("delivered", f"{host}: {reply}") for r in rcpts}
-        for rcpt, (code, message) in errors.items():
-            out[rcpt] = Attempt(_classify(code), f"{host}: {code} {message}")
-        return out
+            await _hang_up(client)
+        return _outcomes(rcpts, reply, errors, f"{host}: ")

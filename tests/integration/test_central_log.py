@@ -38,8 +38,10 @@ def phishing(sender: str, n: int) -> bytes:
 def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
     zones = yaml.safe_load((EXAMPLES / "zones.yaml").read_text())
     zones["bulk.test"] = [{"TXT": "v=spf1 ip4:127.0.0.0/8 -all"}]
-    process = HubProcess(tmp_path_factory.mktemp("hub"), zones, extra_config=(
+    workdir = tmp_path_factory.mktemp("hub")
+    process = HubProcess(workdir, zones, extra_config=(
         '[alerts]\nto = ["admin@ourcorp.example"]\nfailed_logins_before_success = 3\n'
+        f'[events]\njsonl_path = "{workdir / "events.jsonl"}"\n'
     ))
     process.write_config()
     subprocess.run([MAILWARD, "users", "add", "alice", "--address", "alice@ourcorp.example",
@@ -152,3 +154,23 @@ def test_metrics_endpoint(hub: HubProcess) -> None:
         text = r.read().decode()
     assert 'mailward_messages_total{disposition="reject"} 1.0' in text
     assert "mailward_dns_cache" in text
+
+
+def test_events_go_out_as_json_lines_without_bodies_or_secrets(hub: HubProcess) -> None:
+    path = hub.workdir / "events.jsonl"
+    deadline = time.monotonic() + 15
+    events: list[dict] = []  # type: ignore[type-arg]
+    while time.monotonic() < deadline:
+        if path.exists():
+            events = [json.loads(line) for line in path.read_text().splitlines()]
+        if any(e["kind"] == "alert" for e in events):
+            break
+        time.sleep(0.2)
+    kinds = {e["kind"] for e in events}
+    assert {"transaction", "auth", "alert"} <= kinds, kinds
+    forged = [e for e in events if e["kind"] == "transaction"
+              and e.get("mail_from") == "ceo@ourcorp.example"]
+    assert forged and forged[0]["verdict"]["disposition"] == "reject"
+    text = path.read_text()
+    assert "meeting with the auditors" not in text  # the forged message's body never leaves
+    assert PASSWORD not in text and "guess-1" not in text
