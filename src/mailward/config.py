@@ -100,6 +100,53 @@ class IdentityConfig:
         "optionally, an email column (addresses that person really uses)",
         "",
     )
+    first_contact_hours: float = doc(
+        "a sender writing as a protected identity is a first contact unless the site's users "
+        "have written to the address, or mail from it was delivered at least this many hours "
+        "earlier (so one campaign's first messages do not vouch for its later ones)",
+        72.0,
+    )
+
+    def __post_init__(self) -> None:
+        if self.first_contact_hours < 0:
+            raise ConfigError(
+                f"identity.first_contact_hours: must not be negative, got "
+                f"{self.first_contact_hours}"
+            )
+
+
+@dataclass(frozen=True)
+class DirectoryConfig:
+    url: str = doc(
+        "LDAP server protected identities are imported from (ldap://host or ldaps://host:636); "
+        "empty = no directory",
+        "",
+    )
+    bind_dn: str = doc("DN to bind as; empty = anonymous bind", "")
+    password_file: str = doc(
+        "file holding the bind password (first line); the password is never logged", ""
+    )
+    starttls: bool = doc("upgrade an ldap:// connection with StartTLS before binding", False)
+    ca_file: str = doc("CA certificates trusted for ldaps:// and StartTLS; empty = system", "")
+    base: str = doc("search base DN, e.g. ou=people,dc=ourcorp,dc=example", "")
+    filter: str = doc(
+        "LDAP filter selecting the protected people and roles",
+        "(|(objectClass=person)(objectClass=organizationalRole))",
+    )
+    name_attributes: list[str] = doc(
+        "attributes holding a protected name; every value of each is protected",
+        factory=lambda: ["displayName", "cn"],
+    )
+    mail_attributes: list[str] = doc(
+        "attributes holding the addresses that person really uses",
+        factory=lambda: ["mail"],
+    )
+    refresh: float = doc(
+        "seconds between imports by the running hub (the last good import is kept when the "
+        "directory cannot be reached)",
+        3600.0,
+    )
+    timeout: float = doc("seconds one connection or search may take", 10.0)
 
 
 @dataclass(frozen=True)
@@ -425,6 +472,7 @@ class Config:
     dmarc: DmarcConfig = field(default_factory=DmarcConfig)
     arc: ArcConfig = field(default_factory=ArcConfig)
     identity: IdentityConfig = field(default_factory=IdentityConfig)
+    directory: DirectoryConfig = field(default_factory=DirectoryConfig)
     content: ContentConfig = field(default_factory=ContentConfig)
     verdict: VerdictConfig = field(default_factory=VerdictConfig)
     banner: BannerConfig = field(default_factory=BannerConfig)

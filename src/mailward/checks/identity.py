@@ -8,12 +8,11 @@ needs the store and is not done here yet.)
 
 from __future__ import annotations
 
-import csv
 import re
-from pathlib import Path
 
+from mailward import protected
 from mailward.checks.base import Check, CheckContext
-from mailward.config import Config, ConfigError
+from mailward.config import Config
 from mailward.lookalike import DomainMatcher, Folder, Lookalike, NameMatcher, ProtectedName
 from mailward.message import Address, HeaderField, ParsedHeaders, parse_addresses
 from mailward.model import Finding, Result, Transaction
@@ -52,41 +51,6 @@ ADVICE_RETURN_PATH = (
 )
 
 
-def load_protected_file(path: str) -> list[ProtectedName]:
-    """Protected identities from a CSV file: a header row naming a ``name`` column and,
-    optionally, an ``email`` column (addresses the person uses; several split by ; or space)."""
-    try:
-        with Path(path).open(encoding="utf-8-sig", newline="") as handle:
-            rows = list(csv.reader(handle))
-    except OSError as exc:
-        raise ConfigError(
-            f"identity.protected_file: cannot read {path}: {exc.strerror or exc}"
-        ) from None
-    except (UnicodeDecodeError, csv.Error) as exc:
-        raise ConfigError(
-            f"identity.protected_file: {path} is not a UTF-8 CSV file: {exc}"
-        ) from None
-    if not rows:
-        return []
-    header = [h.strip().lower() for h in rows[0]]
-    if "name" not in header:
-        raise ConfigError(
-            f"identity.protected_file: {path}: the first row must name the columns, "
-            "with a 'name' column (and optionally 'email')"
-        )
-    name_col = header.index("name")
-    email_col = header.index("email") if "email" in header else None
-    out = []
-    for row in rows[1:]:
-        if len(row) <= name_col or not row[name_col].strip():
-            continue
-        addresses: frozenset[str] = frozenset()
-        if email_col is not None and len(row) > email_col:
-            addresses = frozenset(a.lower() for a in re.split(r"[;,\s]+", row[email_col]) if a)
-        out.append(ProtectedName(row[name_col].strip(), addresses))
-    return out
-
-
 class IdentityCheck(Check):
     """Impersonation of protected people, roles and domains (see the module docstring)."""
 
@@ -113,10 +77,7 @@ class IdentityCheck(Check):
         cfg = config.identity
         self.site = SiteDomains.of(config.site.domains)
         self.folder = Folder()
-        names = [ProtectedName(n) for n in cfg.protected_names if n.strip()]
-        if cfg.protected_file:
-            names += load_protected_file(cfg.protected_file)
-        self.names = NameMatcher(names, self.folder)
+        self.names = NameMatcher(protected.load(config), self.folder)
         self.domains = DomainMatcher(
             [*self.site.domains, *cfg.partner_domains], self.folder, PublicSuffixList()
         )
