@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.pg import pg_server  # noqa: F401  (the PostgreSQL fixture, for every test folder)
+from tests.slapd import slapd_server  # noqa: F401  (the OpenLDAP fixture)
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 CONFORMANCE = SHARED / "conformance"

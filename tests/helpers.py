@@ -31,8 +31,11 @@ def check_json(
     rcpt: str = "staff@ourcorp.example",
     config: str | None = None,
     now: float | None = None,
+    history: bool = False,
 ) -> dict[str, Any]:
-    """Write the message, zones and config to files, run `mailward check --json`, parse it."""
+    """Write the message, zones and config to files, run `mailward check --json`, parse it.
+    The central log is not asked about the sender unless ``history`` (the test's config then
+    names the store)."""
     msg_path = tmp_path / "message.eml"
     msg_path.write_bytes(message.encode() if isinstance(message, str) else message)
     zone_path = tmp_path / "zones.yaml"
@@ -47,6 +50,8 @@ def check_json(
         argv += ["--config", str(cfg_path)]
     if now is not None:
         argv += ["--now", str(now)]
+    if not history:
+        argv.append("--no-history")
     code, out, err = run_cli(argv)
     assert code == 0, err
     return json.loads(out)

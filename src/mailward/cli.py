@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sys
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from mailward import config as config_mod
 from mailward.dns import ZoneError, make_resolver
@@ -37,6 +38,11 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--config", help="TOML configuration file")
     check.add_argument("--json", action="store_true", help="print one JSON object")
     check.add_argument("--now", type=float, help="evaluate as of this Unix time (signatures)")
+    check.add_argument(
+        "--no-history", action="store_true",
+        help="do not ask the central log whether the sender wrote before (first contact); "
+        "by default it is asked when the configured store exists",
+    )
 
     serve = sub.add_parser("serve", help="run the hub: SMTP listeners, spool and delivery")
     serve.add_argument("--config", help="TOML configuration file")
@@ -114,6 +120,17 @@ def _parser() -> argparse.ArgumentParser:
     campaign.add_argument("--json", action="store_true", help="print one JSON object")
     _with_config(log_sub)
 
+    identities = sub.add_parser(
+        "identities", help="protected identities: import from LDAP, list, test a display name"
+    )
+    identities_sub = identities.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    identities_sub.add_parser("sync", help="import the protected identities from the directory now")
+    identities_sub.add_parser("list", help="every protected identity the identity check uses")
+    identities_sub.add_parser(
+        "match", help="which protected identity a display name imitates"
+    ).add_argument("name", help='display name, e.g. "J. Smith"')
+    _with_config(identities_sub)
+
     cfg = sub.add_parser("config", help="print every configuration key with its default")
     cfg.add_argument("--config", help="validate this TOML file")
     return parser
@@ -144,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
             except logsearch.LogError as exc:
                 print(f"mailward: {exc}", file=sys.stderr)
                 return 1
+        if args.command == "identities":
+            return _identities(args)
         if args.command in ("users", "keys", "queue"):
             from mailward import admin
 
@@ -183,7 +202,6 @@ def _read_message(path: str) -> bytes:
 
 def _check(args: argparse.Namespace) -> int:
     from mailward.pipeline import Pipeline
-    from mailward.report import human_report, json_report
 
     config = _load_config(args.config)
     raw = _read_message(args.message)
@@ -202,10 +220,38 @@ def _check(args: argparse.Namespace) -> int:
         )
     except ZoneError as exc:
         raise UsageError(str(exc)) from None
+    with contextlib.ExitStack() as cleanup:
+        history = None if args.no_history else _open_history(config, cleanup)
+        try:
+            pipeline = Pipeline(config, resolver, history=history)
+        except config_mod.ConfigError as exc:
+            raise UsageError(str(exc)) from None
+        return _check_message(args, pipeline, raw)
+
+
+def _open_history(config: config_mod.Config, cleanup: contextlib.ExitStack) -> Any:
+    """The sender history from the configured store, when there is one to read (a store URL,
+    or the default SQLite file already written by a hub); None otherwise."""
+    from mailward.history import StoreHistory
+    from mailward.store import Store
+    from mailward.store.engine import DEFAULT_DB_NAME
+
+    data_dir = Path(config.server.data_dir)
+    if not config.store.url and not (data_dir / DEFAULT_DB_NAME).exists():
+        return None
     try:
-        pipeline = Pipeline(config, resolver)
-    except config_mod.ConfigError as exc:
-        raise UsageError(str(exc)) from None
+        store = cleanup.enter_context(Store.from_config(config.store, data_dir=data_dir))
+    except Exception as exc:  # the verdict is still worth having without the history
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        print(f"mailward: the central log cannot be read ({reason}); first contact is not "
+              "checked", file=sys.stderr)
+        return None
+    return StoreHistory(store, config.identity.first_contact_hours)
+
+
+def _check_message(args: argparse.Namespace, pipeline: Any, raw: bytes) -> int:
+    from mailward.report import human_report, json_report
+
     message = Message(raw)
     mail_from = args.mail_from
     if mail_from is None:
@@ -233,6 +279,18 @@ def _trace(args: argparse.Namespace) -> int:
         config, raw, source=args.message, queue_ids=args.queue_id,
         message_ids=args.message_id, as_json=args.json, unwrap=not args.outer,
     )
+
+
+def _identities(args: argparse.Namespace) -> int:
+    from mailward import identities_command
+    from mailward.directory import DirectoryError
+
+    config = _load_config(args.config)
+    try:
+        return identities_command.run(config, args, out=sys.stdout)
+    except (DirectoryError, config_mod.ConfigError) as exc:
+        print(f"mailward: {exc}", file=sys.stderr)
+        return 1
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -106,8 +106,17 @@ class IdentityConfig:
         "earlier (so one campaign's first messages do not vouch for its later ones)",
         72.0,
     )
+    reload_interval: float = doc(
+        "seconds between looks at protected_file and the directory import: a running hub "
+        "loads them again when they change (a broken file keeps the identities in use)",
+        30.0,
+    )
 
     def __post_init__(self) -> None:
+        if self.reload_interval <= 0:
+            raise ConfigError(
+                f"identity.reload_interval: must be positive, got {self.reload_interval}"
+            )
         if self.first_contact_hours < 0:
             raise ConfigError(
                 f"identity.first_contact_hours: must not be negative, got "

@@ -25,6 +25,7 @@ from mailward import actions, banner, campaign, signing
 from mailward.config import Config
 from mailward.delivery import Attempt, MaildirDelivery, MxDelivery, SmtpRelayDelivery
 from mailward.dns import Resolver
+from mailward.history import SenderHistory
 from mailward.keys import KeyStore
 from mailward.model import Disposition, Envelope, Message, Transaction
 from mailward.mtasts import MtaStsResolver
@@ -55,6 +56,7 @@ class Hub:
     def __init__(
         self, config: Config, resolver: Resolver, pipeline: Pipeline | None = None,
         recorder: Recorder | None = None, notify: Callable[[str], None] | None = None,
+        history: SenderHistory | None = None,
     ) -> None:
         self.config = config
         self.recorder = recorder
@@ -62,7 +64,7 @@ class Hub:
         # process) the master that runs the delivery queue
         self.notify = notify
         self.resolver = resolver
-        self.pipeline = pipeline or Pipeline(config, resolver)
+        self.pipeline = pipeline or Pipeline(config, resolver, history=history)
         self.data_dir = Path(config.server.data_dir)
         self.spool = Spool(self.data_dir / "spool")
         self.quarantine_dir = self.data_dir / "quarantine"

@@ -21,6 +21,7 @@ from mailward import authresults, verdict
 from mailward.checks import Check, CheckContext, registry
 from mailward.config import Config, ConfigError
 from mailward.dns import Resolver
+from mailward.history import SenderHistory
 from mailward.model import Finding, Result, Transaction, Verdict
 
 log = logging.getLogger(__name__)
@@ -41,9 +42,13 @@ class Evaluation:
 class Pipeline:
     """Runs the configured checks concurrently, honouring dependencies and time budgets."""
 
-    def __init__(self, config: Config, resolver: Resolver, checks: list[Check] | None = None):
+    def __init__(
+        self, config: Config, resolver: Resolver, checks: list[Check] | None = None,
+        history: SenderHistory | None = None,
+    ):
         self.config = config
         self.resolver = resolver
+        self.history = history
         if checks is None:
             available = registry()
             unknown = [n for n in config.checks.enabled if n not in available]
@@ -60,7 +65,7 @@ class Pipeline:
         parsed = tx.message.parsed
         defects = list(parsed.defects)
         results: dict[str, Findings] = {"message": defects}
-        ctx = CheckContext(self.resolver, self.config, results, now)
+        ctx = CheckContext(self.resolver, self.config, results, now, self.history)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.config.checks.budget
         waiting = self._start_all(tx, ctx, results, loop)

@@ -13,6 +13,10 @@ from mailward.lookalike import ProtectedName
 
 HEADER = ("name", "email")
 DIRECTORY_CACHE = "directory-identities.csv"
+# where identities come from, as `load_by_source` names them
+CONFIGURED = "identity.protected_names"
+PROTECTED_FILE = "identity.protected_file"
+DIRECTORY_IMPORT = "the directory import"
 
 
 def directory_cache(config: Config) -> Path:
@@ -25,13 +29,25 @@ def load(config: Config) -> list[ProtectedName]:
     """Every protected identity of the site: ``identity.protected_names``, the CSV file
     ``identity.protected_file`` and, when ``directory.url`` is set, the directory's last import
     (absent until the first import: the others still apply)."""
-    names = [ProtectedName(n.strip()) for n in config.identity.protected_names if n.strip()]
+    return [name for names in load_by_source(config).values() for name in names]
+
+
+def load_by_source(config: Config) -> dict[str, list[ProtectedName]]:
+    """`load`'s identities by where they come from: the configured names, the protected file
+    and the directory import (a key only for the sources configured)."""
+    by_source = {
+        CONFIGURED: [
+            ProtectedName(n.strip()) for n in config.identity.protected_names if n.strip()
+        ]
+    }
     if config.identity.protected_file:
-        names += read_csv(config.identity.protected_file, "identity.protected_file")
-    cache = directory_cache(config)
-    if config.directory.url and cache.exists():
-        names += read_csv(str(cache), "the directory import")
-    return names
+        by_source[PROTECTED_FILE] = read_csv(config.identity.protected_file, PROTECTED_FILE)
+    if config.directory.url:
+        cache = directory_cache(config)
+        by_source[DIRECTORY_IMPORT] = (
+            read_csv(str(cache), DIRECTORY_IMPORT) if cache.exists() else []
+        )
+    return by_source
 
 
 def sources(config: Config) -> list[Path]:

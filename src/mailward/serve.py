@@ -22,8 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mailward import identity_refresh
+from mailward.checks.identity import IdentityCheck
 from mailward.config import Config
 from mailward.dns import make_resolver
+from mailward.history import StoreHistory
 from mailward.hub import Hub
 from mailward.smtp.accounts import StoreAccounts
 from mailward.smtp.inbound import InboundHandler
@@ -90,6 +93,7 @@ def run(config: Config) -> None:
     from mailward.store import Store
 
     Store.from_config(config.store, data_dir=data_dir).close()
+    identity_refresh.first_import(config)  # the directory's people, before the first message
     workers = config.server.workers or os.cpu_count() or 1
     if workers == 1:
         asyncio.run(_serve(config, listeners, tls, deliver=True))
@@ -134,6 +138,7 @@ async def _master(config: Config, children: list[int], read_end: int) -> None:
     monitor = observers.attach(hub, metrics)
     web = await observers.serve_metrics(metrics)
     observers.start_retention()
+    observers.start_identities(None, imports=True)  # the master imports; workers reload
     hub.start(recover=False)  # the workers are already writing to the spool
     loop = asyncio.get_running_loop()
     link = MasterLink(hub.runner.enqueued, monitor)
@@ -198,7 +203,9 @@ class _Observers:
         self.writer = store.writer()
         self.events = EventSink(config.events, hostname=config.hostname)
         self.recorder = EventTee(self.writer, self.events) if self.events.enabled else self.writer
+        self.history = StoreHistory(store, config.identity.first_contact_hours)
         self._retention: asyncio.Task[None] | None = None
+        self._identities: identity_refresh.IdentityRefresher | None = None
 
     @classmethod
     async def open(cls, config: Config) -> _Observers:
@@ -250,7 +257,19 @@ class _Observers:
                 log.exception("retention purge failed; retrying later")
             await asyncio.sleep(6 * 3600)
 
+    def start_identities(self, hub: Hub | None, *, imports: bool) -> None:
+        """Keep the protected identities of ``hub``'s identity check current (None: this
+        process receives no mail); with ``imports`` also import from the directory (one
+        process does)."""
+        checks = hub.pipeline.checks if hub is not None else []
+        check = next((c for c in checks if isinstance(c, IdentityCheck)), None)
+        self._identities = identity_refresh.IdentityRefresher(self.config, check,
+                                                              imports=imports)
+        self._identities.start()
+
     async def close(self, web: asyncio.Server | None) -> None:
+        if self._identities is not None:
+            await self._identities.close()
         if self._retention is not None:
             self._retention.cancel()
             await asyncio.gather(self._retention, return_exceptions=True)
@@ -274,7 +293,7 @@ async def _serve(
     observers = await _Observers.open(config)
     recorder = observers.recorder
     hub = Hub(config, observers.resolver, recorder=recorder,
-              notify=link.queued if link is not None else None)
+              notify=link.queued if link is not None else None, history=observers.history)
     web = None
     if deliver:
         metrics = Metrics(resolver=observers.resolver,
@@ -282,7 +301,8 @@ async def _serve(
         monitor = observers.attach(hub, metrics)
         web = await observers.serve_metrics(metrics)
         observers.start_retention()
-    else:
+    observers.start_identities(hub, imports=deliver)
+    if not deliver:
         hub.metrics = Metrics(resolver=observers.resolver)
         hub.monitor = monitor = link
     smtp = config.smtp

@@ -1,14 +1,21 @@
 """The identity check through `mailward check --json`: protected display names, addresses in
-display names, the site's own domain, lookalike domains, Reply-To and Return-Path."""
+display names, the site's own domain, lookalike domains, Reply-To and Return-Path, and first
+contact (with a real store as the sender history)."""
 
 from __future__ import annotations
 
+import json
+import sqlite3
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
+from mailward.store import Store
 from tests.helpers import check_json, run_cli, symbols
+from tests.integration.hubproc import free_port
 
 CONFIG = """
 [site]
@@ -306,3 +313,126 @@ def test_protected_file_errors(tmp_path: Path, text: str | None, error: str) -> 
 def test_odd_from_fields_never_crash(tmp_path: Path, from_: str) -> None:
     report = run(tmp_path, from_)
     assert "IDENTITY_TEMPERROR" not in symbols(report)
+
+
+# --- first contact: an address never seen before writing as a protected identity ---------------
+
+HOUR = 3600.0
+
+
+def history_config(tmp_path: Path, extra: str = "") -> str:
+    return CONFIG + extra + f'[server]\ndata_dir = "{tmp_path / "var"}"\n'
+
+
+def open_store(tmp_path: Path) -> Store:
+    return Store.open(data_dir=tmp_path / "var")
+
+
+def logged(store: Store, n: int, *, from_address: str, disposition: str, hours_ago: float,
+           recipients: tuple[str, ...] = ("staff@ourcorp.example",)) -> None:
+    store.record_transaction(
+        queue_id=f"Q{n}", mail_from=from_address, recipients=recipients,
+        disposition=disposition, from_address=from_address,
+        received_at=datetime.now(UTC) - timedelta(hours=hours_ago),
+    )
+
+
+def run_with_history(tmp_path: Path, from_: str, config: str | None = None) -> dict[str, Any]:
+    return check_json(tmp_path, message(from_), zones(), ip=OUTSIDE_IP,
+                      config=config or history_config(tmp_path), history=True)
+
+
+def test_first_contact_of_a_protected_name(tmp_path: Path) -> None:
+    with open_store(tmp_path) as store:  # the log knows other senders, not this one
+        logged(store, 1, from_address="colleague@other.test", disposition="accept",
+               hours_ago=500)
+    report = run_with_history(tmp_path, '"IT Support" <it.desk@freemail.test>')
+    f = finding(report, "IDENTITY_FIRST_CONTACT")
+    assert f["detail"] == ("it.desk@freemail.test has never written to us before and uses the "
+                           "name 'IT Support'")
+    assert "never written to us before" in f["advice"]
+    assert f["score"] > 0
+    assert "IDENTITY_DISPLAY_NAME_PROTECTED" in identity_symbols(report)
+
+
+@pytest.mark.parametrize(
+    ("disposition", "hours_ago", "first"),
+    [
+        ("accept", 100, False),  # delivered days ago: an established correspondent
+        ("tag", 100, False),  # delivered with a banner: still delivered
+        ("accept", 1, True),  # an hour ago: a campaign's first messages do not vouch
+        ("quarantine", 100, True),  # never reached anyone
+        ("reject", 100, True),
+        ("submitted", 1, False),  # our users wrote to the address
+    ],
+)
+def test_first_contact_history(tmp_path: Path, disposition: str, hours_ago: float,
+                               first: bool) -> None:
+    sender = "Jane.Smith.Home@freemail.test"
+    with open_store(tmp_path) as store:
+        if disposition == "submitted":  # alice wrote to the address
+            logged(store, 1, from_address="alice@ourcorp.example", disposition="submitted",
+                   hours_ago=hours_ago, recipients=(sender,))
+        else:
+            logged(store, 1, from_address=sender, disposition=disposition, hours_ago=hours_ago)
+    report = run_with_history(tmp_path, f'"Jane Smith" <{sender.lower()}>')
+    assert ("IDENTITY_FIRST_CONTACT" in identity_symbols(report)) is first
+    assert "IDENTITY_DISPLAY_NAME_PROTECTED" in identity_symbols(report)
+
+
+def test_first_contact_age_is_configurable(tmp_path: Path) -> None:
+    with open_store(tmp_path) as store:
+        logged(store, 1, from_address="jane@freemail.test", disposition="accept", hours_ago=1)
+    report = run_with_history(tmp_path, '"Jane Smith" <jane@freemail.test>',
+                              history_config(tmp_path, "first_contact_hours = 0.5\n"))
+    assert "IDENTITY_FIRST_CONTACT" not in identity_symbols(report)
+
+
+def test_first_contact_only_for_protected_identities(tmp_path: Path) -> None:
+    open_store(tmp_path).close()
+    report = run_with_history(tmp_path, '"Joe Bloggs" <joe@freemail.test>')
+    assert identity_symbols(report) == set()
+    # nor for the site's own authenticated mail
+    report = check_json(tmp_path, message('"IT Support" <it@ourcorp.example>'), zones(),
+                        ip=SITE_IP, config=history_config(tmp_path), history=True)
+    assert identity_symbols(report) == set()
+
+
+def test_without_a_store_there_is_no_history(tmp_path: Path) -> None:
+    report = run_with_history(tmp_path, '"IT Support" <it.desk@freemail.test>')
+    assert "IDENTITY_DISPLAY_NAME_PROTECTED" in identity_symbols(report)
+    assert "IDENTITY_FIRST_CONTACT" not in identity_symbols(report)
+    assert not (tmp_path / "var").exists()  # checking a message creates no store
+    open_store(tmp_path).close()
+    report = check_json(tmp_path, message('"IT Support" <it.desk@freemail.test>'), zones(),
+                        config=history_config(tmp_path), history=False)  # --no-history
+    assert "IDENTITY_FIRST_CONTACT" not in identity_symbols(report)
+
+
+def test_unreadable_history_is_a_temperror_not_a_pass(tmp_path: Path) -> None:
+    with open_store(tmp_path) as store:
+        logged(store, 1, from_address="it.desk@freemail.test", disposition="accept",
+               hours_ago=500)
+    with sqlite3.connect(tmp_path / "var" / "mailward.db") as db:  # the log breaks
+        db.execute("ALTER TABLE transactions RENAME TO transactions_gone")
+    report = run_with_history(tmp_path, '"IT Support" <it.desk@freemail.test>')
+    f = finding(report, "IDENTITY_HISTORY_TEMPERROR")
+    assert f["result"] == "temperror"
+    assert "could not tell whether it.desk@freemail.test has written" in f["detail"]
+    assert "IDENTITY_FIRST_CONTACT" not in identity_symbols(report)
+    assert report["verdict"]["disposition"] == "tag"  # the other findings still count
+
+
+def test_unreachable_store_is_said_and_the_check_goes_on(tmp_path: Path) -> None:
+    port = free_port()
+    config = history_config(tmp_path, f'[store]\nurl = "postgresql+psycopg://x@127.0.0.1:{port}/x"\n')
+    (tmp_path / "m.eml").write_bytes(message('"IT Support" <it.desk@freemail.test>'))
+    (tmp_path / "z.yaml").write_text(yaml.safe_dump(zones()))
+    (tmp_path / "c.toml").write_text(config)
+    code, out, err = run_cli(["check", str(tmp_path / "m.eml"), "--json", "--config",
+                              str(tmp_path / "c.toml"), "--zone-file", str(tmp_path / "z.yaml"),
+                              "--ip", OUTSIDE_IP])
+    assert code == 0
+    assert "central log cannot be read" in err and "first contact is not checked" in err
+    assert "Traceback" not in err
+    assert "IDENTITY_DISPLAY_NAME_PROTECTED" in identity_symbols(json.loads(out))

@@ -8,18 +8,21 @@ from typing import ClassVar
 
 from mailward.config import Config
 from mailward.dns import Resolver
+from mailward.history import SenderHistory
 from mailward.model import Finding, Result, Transaction
 
 
 @dataclass(frozen=True, slots=True)
 class CheckContext:
-    """What a check may use: the resolver, the configuration, its dependencies' findings and
-    the time of evaluation (seconds since the epoch)."""
+    """What a check may use: the resolver, the configuration, its dependencies' findings, the
+    time of evaluation (seconds since the epoch) and, when the hub has a store, the sender
+    history (None: there is no history to ask)."""
 
     resolver: Resolver
     config: Config
     results: Mapping[str, Sequence[Finding]]
     now: float
+    history: SenderHistory | None = None
 
     def method_results(self, check: str) -> list[Finding]:
         return [f for f in self.results.get(check, ()) if f.method_result]

@@ -2,8 +2,9 @@
 
 Display names imitating protected people and roles, email addresses hidden in display names,
 the site's own domain used without authenticating as the site, lookalike domains of the site
-and its partners, and Reply-To / Return-Path leading to another organization. ("First contact"
-needs the store and is not done here yet.)
+and its partners, Reply-To / Return-Path leading to another organization, and first contact: an
+address the site has never dealt with writing as a protected identity (asked of the sender
+history in the context, so the check never touches the store).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import re
 from mailward import protected
 from mailward.checks.base import Check, CheckContext
 from mailward.config import Config
+from mailward.history import Contact
 from mailward.lookalike import DomainMatcher, Folder, Lookalike, NameMatcher, ProtectedName
 from mailward.message import Address, HeaderField, ParsedHeaders, parse_addresses
 from mailward.model import Finding, Result, Transaction
@@ -27,6 +29,11 @@ ADVICE_NAME = (
     "Our own people and teams write from our own addresses. Do not reply with information, open "
     "links or attachments, or follow instructions in this message; if it matters, contact them "
     "through an address or phone number you already know, and report the message."
+)
+ADVICE_FIRST_CONTACT = (
+    "This address has never written to us before. If someone you know says they have a new "
+    "address, confirm it with them by phone or through an address you already use before you "
+    "act on the message."
 )
 ADVICE_OWN_DOMAIN = (
     "This message claims to come from our own organization but did not come through our mail "
@@ -58,6 +65,8 @@ class IdentityCheck(Check):
     symbols = frozenset(
         {
             "IDENTITY_DISPLAY_NAME_PROTECTED",
+            "IDENTITY_FIRST_CONTACT",
+            "IDENTITY_HISTORY_TEMPERROR",
             "IDENTITY_DISPLAY_NAME_ADDRESS",
             "IDENTITY_DISPLAY_NAME_OWN_ADDRESS",
             "IDENTITY_SITE_DOMAIN_UNAUTHENTICATED",
@@ -77,10 +86,19 @@ class IdentityCheck(Check):
         cfg = config.identity
         self.site = SiteDomains.of(config.site.domains)
         self.folder = Folder()
-        self.names = NameMatcher(protected.load(config), self.folder)
+        self.names = NameMatcher(protected.load(config), Folder())
         self.domains = DomainMatcher(
             [*self.site.domains, *cfg.partner_domains], self.folder, PublicSuffixList()
         )
+
+    def reload_protected(self) -> int:
+        """Load the protected identities again (their files changed) and use them from now on;
+        returns how many there are. Raises ConfigError and keeps the ones in use when a file
+        is broken. May run in a thread: the new matcher (with a folder of its own) replaces
+        the old one in one assignment."""
+        names = protected.load(self.config)
+        self.names = NameMatcher(names, Folder())
+        return len(names)
 
     async def run(self, tx: Transaction, ctx: CheckContext) -> list[Finding]:
         parsed = tx.message.parsed
@@ -90,7 +108,14 @@ class IdentityCheck(Check):
         auth = sender_auth(tx, ctx, self.site, self.domains.org)
         findings: list[Finding] = []
         for address in senders:
-            findings.extend(self._display_name(address, auth))
+            found = self._display_name(address, auth)
+            findings.extend(found)
+            claimed = next((f for f in found if f.symbol == "IDENTITY_DISPLAY_NAME_PROTECTED"),
+                           None)
+            if claimed is not None and ctx.history is not None:
+                first = await self._first_contact(address, claimed, ctx)
+                if first is not None:
+                    findings.append(first)
         from_domain = parsed.from_domain
         if from_domain and self.site.owns(from_domain) and not auth.as_site:
             findings.append(self._own_domain(from_domain, auth))
@@ -167,6 +192,33 @@ class IdentityCheck(Check):
                 ("from.domain", domain),
             ),
             reason="outside address" if outside else "not authenticated as the site",
+        )
+
+    async def _first_contact(
+        self, address: Address, claimed: Finding, ctx: CheckContext
+    ) -> Finding | None:
+        """A finding when the sender history has never seen ``address`` (which writes as a
+        protected identity); a temperror finding when the history cannot be read."""
+        assert ctx.history is not None
+        name = dict(claimed.properties).get("identity.name", "")
+        shown = address.address or "no address"
+        contact = await ctx.history.contact(address.address, ctx.now)
+        if contact is Contact.KNOWN:
+            return None
+        if contact is Contact.UNAVAILABLE:
+            return self.finding(
+                "IDENTITY_HISTORY_TEMPERROR",
+                Result.TEMPERROR,
+                f"could not tell whether {shown} has written to us before: the sender history "
+                "did not answer",
+                properties=(("from", shown),),
+            )
+        return self.finding(
+            "IDENTITY_FIRST_CONTACT",
+            Result.POLICY,
+            f"{shown} has never written to us before and uses the name '{name}'",
+            advice=ADVICE_FIRST_CONTACT,
+            properties=(("from", shown), ("identity.name", name)),
         )
 
     def _own_domain(self, domain: str, auth: SenderAuth) -> Finding:

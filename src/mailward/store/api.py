@@ -284,6 +284,11 @@ class Store(Recorder):
         found = self.find_transactions(queue_id=queue_id, limit=1)
         return found[0] if found else None
 
+    def known_correspondent(self, address: str, *, delivered_before: datetime) -> bool:
+        """Whether the site has dealt with ``address`` before: its users sent mail to it, or
+        mail from it (header From) was delivered before ``delivered_before``."""
+        return reads.known_correspondent(self._engine, address, delivered_before)
+
     def connection(self, connection_id: str) -> StoredConnection | None:
         return reads.connection(self._engine, connection_id)
 

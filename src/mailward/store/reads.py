@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Engine, Table, select
+from sqlalchemy import ColumnElement, Engine, Table, exists, select
 
 from mailward.store import limits
 from mailward.store.records import (
@@ -25,8 +25,13 @@ from mailward.store.tables import (
     DELIVERIES,
     EVENTS,
     QUARANTINE,
+    RECIPIENTS,
     REPORTS,
+    TRANSACTIONS,
 )
+
+# dispositions of mail that reached its recipients (tagged mail was delivered, with a banner)
+DELIVERED = ("accept", "tag")
 
 
 def _since(table: Table, since: datetime | None) -> list[ColumnElement[bool]]:
@@ -35,6 +40,26 @@ def _since(table: Table, since: datetime | None) -> list[ColumnElement[bool]]:
     if since.tzinfo is None:
         raise ValueError("since must be a timezone-aware datetime")
     return [table.c.at >= since]
+
+
+def known_correspondent(reads: Engine, address: str, delivered_before: datetime) -> bool:
+    """Whether the site's users have sent mail to ``address``, or mail with ``address`` in
+    From was delivered before ``delivered_before`` (two indexed lookups)."""
+    if delivered_before.tzinfo is None:
+        raise ValueError("delivered_before must be a timezone-aware datetime")
+    address = limits.address(address) or ""
+    written_to = exists().where(
+        RECIPIENTS.c.address == address,
+        RECIPIENTS.c.transaction_id == TRANSACTIONS.c.id,
+        TRANSACTIONS.c.disposition == "submitted",
+    )
+    delivered = exists().where(
+        TRANSACTIONS.c.from_address == address,
+        TRANSACTIONS.c.disposition.in_(DELIVERED),
+        TRANSACTIONS.c.received_at < delivered_before,
+    )
+    with reads.connect() as conn:
+        return bool(conn.execute(select(written_to | delivered)).scalar())
 
 
 def connection(reads: Engine, connection_id: str) -> StoredConnection | None:
