@@ -172,6 +172,19 @@ def test_closed_port_fails_at_once() -> None:
     assert time.monotonic() - started < 2
 
 
+def test_a_password_sent_in_clear_is_warned_about(
+    password_file: Path, directory: DirectoryConfig, caplog: pytest.LogCaptureFixture
+) -> None:
+    fetch_identities(directory)  # on loopback: nothing to say
+    assert "unencrypted" not in caplog.text
+    remote = DirectoryConfig(url="ldap://192.0.2.1:389", bind_dn=SERVICE_DN, base=SUFFIX,
+                             password_file=str(password_file), timeout=0.5)
+    with pytest.raises(DirectoryError):  # a documentation address: nothing answers
+        fetch_identities(remote)
+    assert f"the bind password for {SERVICE_DN} goes to 192.0.2.1:389 unencrypted" in caplog.text
+    assert SERVICE_PASSWORD not in caplog.text
+
+
 @pytest.fixture
 def silent_server() -> Iterator[int]:
     """A port that accepts connections and never answers."""

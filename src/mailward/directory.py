@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import ipaddress
+import logging
 import math
 import re
 import ssl
@@ -17,6 +19,8 @@ from ldap3.core.exceptions import LDAPException, LDAPInvalidFilterError, LDAPSta
 from mailward import protected
 from mailward.config import Config, DirectoryConfig
 from mailward.lookalike import ProtectedName
+
+log = logging.getLogger(__name__)
 
 PAGE_SIZE = 500  # entries per page of the search (RFC 2696 paged results)
 DEFAULT_PORTS = {"ldap": 389, "ldaps": 636}
@@ -134,6 +138,9 @@ def fetch_identities(config: DirectoryConfig) -> list[ProtectedName]:
     tls = None
     if where.scheme == "ldaps" or config.starttls:
         tls = CheckedTls(tls_context(config), where.host)
+    elif password is not None and not _loopback(where.host):
+        log.warning("the bind password for %s goes to %s unencrypted: use ldaps:// or "
+                    "directory.starttls", _who(config), where)
     server = ldap3.Server(
         where.host, port=where.port, use_ssl=where.scheme == "ldaps", tls=tls,
         get_info=ldap3.NONE, connect_timeout=config.timeout,
@@ -172,6 +179,15 @@ def sync(config: Config) -> int:
         return protected.write_csv(path, identities)
     except OSError as exc:
         raise DirectoryError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _who(config: DirectoryConfig) -> str:

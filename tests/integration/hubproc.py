@@ -92,6 +92,13 @@ listen = "127.0.0.1:{self.web_port}"
 """
         )
 
+    def add_user(self, name: str, address: str, password: str) -> None:
+        """Create a submission account through the CLI (writes the config first)."""
+        self.write_config()
+        subprocess.run([MAILWARD, "users", "add", name, "--address", address,
+                        "--password-stdin", "--config", str(self.config_path)],
+                       input=password + "\n", text=True, check=True, capture_output=True)
+
     def start(self) -> HubProcess:
         self.write_config()
         with self.log_path.open("ab") as log:

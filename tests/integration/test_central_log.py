@@ -43,10 +43,7 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
         '[alerts]\nto = ["admin@ourcorp.example"]\nfailed_logins_before_success = 3\n'
         f'[events]\njsonl_path = "{workdir / "events.jsonl"}"\n'
     ))
-    process.write_config()
-    subprocess.run([MAILWARD, "users", "add", "alice", "--address", "alice@ourcorp.example",
-                    "--password-stdin", "--config", str(process.config_path)],
-                   input=PASSWORD + "\n", text=True, check=True)
+    process.add_user("alice", "alice@ourcorp.example", PASSWORD)
     process.start()
     traffic(process)
     yield process

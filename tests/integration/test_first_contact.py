@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import smtplib
 import ssl
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +12,7 @@ import pytest
 import yaml
 
 from mailward.store import Store, StoredTransaction
-from tests.integration.hubproc import MAILWARD, HubProcess
+from tests.integration.hubproc import HubProcess
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 PASSWORD = "correct horse battery"
@@ -26,10 +25,7 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
     process = HubProcess(tmp_path_factory.mktemp("hub"), zones, extra_config=(
         '[identity]\nprotected_names = ["IT Support", "Jane Smith"]\n'
     ))
-    process.write_config()
-    subprocess.run([MAILWARD, "users", "add", "alice", "--address", "alice@ourcorp.example",
-                    "--password-stdin", "--config", str(process.config_path)],
-                   input=PASSWORD + "\n", text=True, check=True)
+    process.add_user("alice", "alice@ourcorp.example", PASSWORD)
     process.start()
     yield process
     assert process.stop() == 0, process.log()

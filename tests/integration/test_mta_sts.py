@@ -7,7 +7,6 @@ import http.server
 import ipaddress
 import smtplib
 import ssl
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tests.integration.hubproc import MAILWARD, HubProcess, free_port, stop_controller
+from tests.integration.hubproc import HubProcess, free_port, stop_controller
 
 PASSWORD = "correct horse battery"
 POLICIES = {
@@ -121,10 +120,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[HubProcess
         f'[delivery]\nmx_port = {mx_port}\nhttps_port = {https_port}\ntls_ca_file = "{ca}"\n'
         "retry_base = 600.0\n"
     ))
-    hub.write_config()
-    subprocess.run([MAILWARD, "users", "add", "alice", "--address", "alice@ourcorp.example",
-                    "--password-stdin", "--config", str(hub.config_path)],
-                   input=PASSWORD + "\n", text=True, check=True)
+    hub.add_user("alice", "alice@ourcorp.example", PASSWORD)
     hub.start()
     yield hub, remote
     hub.stop()

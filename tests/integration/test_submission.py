@@ -72,10 +72,8 @@ def hub(tmp_path_factory: pytest.TempPathFactory, remote: RemoteMx) -> Iterator[
         extra_config=f'[delivery]\nmx_port = {remote.port}\n'
         '[submission]\nshared_addresses = {"it-support@ourcorp.example" = ["alice"]}\n',
     )
-    process.write_config()
+    process.add_user("alice", "alice@ourcorp.example", PASSWORD)
     cfg = ["--config", str(process.config_path)]
-    subprocess.run([MAILWARD, "users", "add", "alice", "--address", "alice@ourcorp.example",
-                    "--password-stdin", *cfg], input=PASSWORD + "\n", text=True, check=True)
     out = subprocess.run([MAILWARD, "keys", "generate", "ourcorp.example", "--selector", "t",
                           *cfg], capture_output=True, text=True, check=True).stdout
     for name, value in re.findall(r"^(\S+)\. IN TXT \( (.*) \)", out, re.M):
