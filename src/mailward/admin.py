@@ -113,12 +113,13 @@ def queue(config: Config, args: argparse.Namespace) -> int:
             entry = spool.entry(qid)
             entry.next_attempt = 0.0
             spool.update(entry)
-        _signal_hub(Path(config.server.data_dir))
+        signal_hub(Path(config.server.data_dir))
         print("queue flushed: every message will be retried now")
     return 0
 
 
-def _signal_hub(data_dir: Path) -> None:
+def signal_hub(data_dir: Path) -> None:
+    """Wake the running hub's delivery queue (SIGUSR1 to the pid in the data directory)."""
     pid_file = data_dir / "mailward.pid"
     try:
         pid = int(pid_file.read_text().strip())

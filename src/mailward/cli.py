@@ -76,6 +76,19 @@ def _parser() -> argparse.ArgumentParser:
     queue_sub.add_parser("remove", help="drop a queued message").add_argument("queue_id")
     _with_config(queue_sub)
 
+    quarantine = sub.add_parser("quarantine", help="quarantined messages: list, show, release, "
+                                "delete")
+    quarantine_sub = quarantine.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    listing = quarantine_sub.add_parser("list", help="messages waiting for a decision")
+    listing.add_argument("--all", action="store_true", help="released and deleted ones too")
+    listing.add_argument("--limit", type=int, default=100, help="at most this many (100)")
+    quarantine_sub.add_parser("show", help="why a message was held, its envelope and header"
+                              ).add_argument("queue_id")
+    quarantine_sub.add_parser("release", help="deliver a held message to its recipients"
+                              ).add_argument("queue_id")
+    quarantine_sub.add_parser("delete", help="drop a held message").add_argument("queue_id")
+    _with_config(quarantine_sub)
+
     trace = sub.add_parser(
         "trace", help="where a message came from: Received chain, authentication, central log"
     )
@@ -163,6 +176,14 @@ def main(argv: list[str] | None = None) -> int:
                 return 1
         if args.command == "identities":
             return _identities(args)
+        if args.command == "quarantine":
+            from mailward import admin, quarantine_command
+
+            try:
+                return quarantine_command.run(_load_config(args.config), args, out=sys.stdout)
+            except admin.AdminError as exc:
+                print(f"mailward: {exc}", file=sys.stderr)
+                return 1
         if args.command in ("users", "keys", "queue"):
             from mailward import admin
 

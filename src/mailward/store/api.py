@@ -337,6 +337,14 @@ class Store(Recorder):
     def quarantine_entry(self, queue_id: str) -> QuarantineEntry | None:
         return reads.quarantine_entry(self._engine, queue_id)
 
+    def quarantined(
+        self, *, pending_only: bool = True, since: datetime | None = None, limit: int = 100
+    ) -> list[QuarantineEntry]:
+        """Quarantined messages, newest first, without their raw copies (``quarantine_entry``
+        has it); ``pending_only``: neither released nor deleted yet."""
+        return reads.quarantined(self._engine, pending_only=pending_only, since=since,
+                                 limit=limit)
+
     # -- quarantine and retention ----------------------------------------------------------
 
     def release_quarantine(self, queue_id: str, *, at: datetime | None = None) -> bool:

@@ -177,6 +177,30 @@ def reports(
         ]
 
 
+def quarantined(
+    reads: Engine, *, pending_only: bool = True, since: datetime | None = None,
+    limit: int = 100,
+) -> list[QuarantineEntry]:
+    """Quarantined messages, newest first (without their raw copies); ``pending_only``: only
+    those neither released nor deleted."""
+    where = _since(QUARANTINE, since)
+    if pending_only:
+        where += [QUARANTINE.c.released_at.is_(None), QUARANTINE.c.deleted_at.is_(None)]
+    q = QUARANTINE.c
+    query = (
+        select(q.queue_id, q.at, q.reason, q.raw_path, q.released_at, q.deleted_at)
+        .where(*where)
+        .order_by(q.at.desc(), q.id.desc())
+        .limit(limit)
+    )
+    with reads.connect() as conn:
+        return [
+            QuarantineEntry(r.queue_id, r.at, r.reason, r.raw_path, None, r.released_at,
+                            r.deleted_at)
+            for r in conn.execute(query)
+        ]
+
+
 def quarantine_entry(reads: Engine, queue_id: str) -> QuarantineEntry | None:
     with reads.connect() as conn:
         r = conn.execute(select(QUARANTINE).where(QUARANTINE.c.queue_id == queue_id)).first()
