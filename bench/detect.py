@@ -27,6 +27,7 @@ import spoof_corpus
 from mailward import config as config_mod
 from mailward.checks import Check, CheckContext
 from mailward.dns import ZoneResolver
+from mailward.history import Contact
 from mailward.model import Connection, Envelope, Finding, Message, Transaction
 from mailward.pipeline import Pipeline
 
@@ -62,8 +63,16 @@ class Timed(Check):
             self.times.append(time.thread_time() - start)
 
 
+class Strangers:
+    """A sender history in which nobody has written before (a site with an empty log): every
+    protected name from outside is also a first contact, the strictest case."""
+
+    async def contact(self, address: str, now: float) -> Contact:
+        return Contact.FIRST
+
+
 def pipeline(
-    resolver: ZoneResolver, disabled: tuple[str, ...] = ()
+    resolver: ZoneResolver, disabled: tuple[str, ...] = (), strangers: bool = False,
 ) -> tuple[Pipeline, dict[str, list[float]]]:
     enabled = [c for c in config_mod.Config().checks.enabled if c not in disabled]
     config = config_mod.from_dict({**SITE_CONFIG, "checks": {"enabled": enabled}}, "detect.py")
@@ -72,7 +81,7 @@ def pipeline(
     checks: list[Check] = [
         Timed(c, times[c.name]) if c.name in ("identity", "content") else c for c in plain.checks
     ]
-    return Pipeline(config, resolver, checks), times
+    return Pipeline(config, resolver, checks, Strangers() if strangers else None), times
 
 
 def ham_messages(limit: int | None) -> Iterator[tuple[str, bytes]]:
@@ -97,7 +106,7 @@ def envelope_of(message: Message) -> str:
 async def evaluate_all(args: argparse.Namespace) -> int:
     spoof_resolver = ZoneResolver(spoof_corpus.zones())
     disabled = tuple(args.disable)
-    spoof_pipeline, spoof_times = pipeline(spoof_resolver, disabled)
+    spoof_pipeline, spoof_times = pipeline(spoof_resolver, disabled, args.strangers)
     samples = spoof_corpus.generate(args.spoof_count)
     by: dict[str, Counter[str]] = defaultdict(Counter)
     dispositions: Counter[str] = Counter()
@@ -119,7 +128,7 @@ async def evaluate_all(args: argparse.Namespace) -> int:
         if not hit:
             misses.append((sample, evaluation))
 
-    ham_pipeline, ham_times = pipeline(ZoneResolver({}), disabled)
+    ham_pipeline, ham_times = pipeline(ZoneResolver({}), disabled, args.strangers)
     ham_total = 0
     ham_dispositions: Counter[str] = Counter()
     bannered = []
@@ -197,6 +206,9 @@ def main() -> int:
     parser.add_argument("--spoof-count", type=int, default=240, help="spoofing messages to build")
     parser.add_argument("--disable", action="append", default=[], metavar="CHECK",
                         help="run without this check (to see what each check contributes)")
+    parser.add_argument("--strangers", action="store_true",
+                        help="with a sender history that knows nobody: every protected name "
+                        "from outside is also a first contact")
     parser.add_argument("--show-misses", action="store_true", help="list undetected spoofs")
     parser.add_argument("--show-banners", action="store_true", help="list bannered ham")
     return asyncio.run(evaluate_all(parser.parse_args()))
