@@ -280,7 +280,8 @@ class SubmissionConfig:
         "[\"alice\", \"bob\"]}",
         factory=dict,
     )
-    max_auth_failures: int = doc("failed logins per IP or account within auth_window", 5)
+    max_auth_failures: int = doc(
+        "failed logins per IP or account within auth_window (all workers of one hub together)", 5)
     auth_window: float = doc("seconds over which failed logins are counted", 600.0)
 
 

@@ -4,8 +4,10 @@ With ``server.workers = 1`` one process does everything. With more, the master b
 listening sockets and forks that many workers; each worker accepts connections on the shared
 sockets and runs the whole receiving path (SMTP, checks, spool or local delivery, store events)
 on its own core, and tells the master through a pipe which messages it queued; the master alone
-runs the delivery queue, so a message is never delivered by two processes at once. Workers die
-with the master (``PR_SET_PDEATHSIG``), so ``kill -9`` of the master leaves nothing behind.
+runs the delivery queue, so a message is never delivered by two processes at once. The master
+passes each worker's counted logins to the others (one pipe to each), so the AUTH throttle
+counts the whole hub's failures in every worker. Workers die with the master
+(``PR_SET_PDEATHSIG``), so ``kill -9`` of the master leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from mailward.smtp.server import ConnectionLimits, LimitedSMTP, drain, split_hos
 from mailward.smtp.submission import SubmissionHandler, SubmissionSMTP
 from mailward.smtp.throttle import AuthThrottle
 from mailward.spool import Spool
+from mailward.throttle_link import LoginBroadcast, LoginPipes
 from mailward.tlsconfig import ensure_self_signed, server_context
 from mailward.worker_link import MasterLink, WorkerLink
 
@@ -104,6 +107,7 @@ def run(config: Config) -> None:
     # half-written spool files are discarded now, while no worker can be writing one
     Spool(data_dir / "spool").recover()
     read_end, write_end = os.pipe()
+    login_pipes = LoginPipes(workers)  # master -> each worker: the others' counted logins
     children = []
     for index in range(workers):
         pid = os.fork()
@@ -112,8 +116,9 @@ def run(config: Config) -> None:
             try:
                 ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
                 os.close(read_end)
-                asyncio.run(_serve(config, listeners, tls, deliver=False,
-                                   link=WorkerLink(write_end), name=f"worker {index}"))
+                link = WorkerLink(write_end, index, login_pipes.worker_end(index))
+                asyncio.run(_serve(config, listeners, tls, deliver=False, link=link,
+                                   name=f"worker {index}"))
                 code = 0
             except BaseException:
                 log.exception("worker %d failed", index)
@@ -121,14 +126,18 @@ def run(config: Config) -> None:
                 os._exit(code)
         children.append(pid)
     os.close(write_end)
+    logins = login_pipes.master_end()
     for sock in listeners.all:
         sock.close()
-    asyncio.run(_master(config, children, read_end))
+    asyncio.run(_master(config, children, read_end, logins))
 
 
-async def _master(config: Config, children: list[int], read_end: int) -> None:
+async def _master(
+    config: Config, children: list[int], read_end: int, logins: LoginBroadcast
+) -> None:
     """Runs the delivery queue for messages the workers queued, the alert detector for the
-    events they relay, and the metrics endpoint; forwards signals to the workers."""
+    events they relay, and the metrics endpoint; passes each worker's counted logins to the
+    others; forwards signals to the workers."""
     from mailward.metrics import Metrics
 
     observers = await _Observers.open(config)
@@ -141,7 +150,7 @@ async def _master(config: Config, children: list[int], read_end: int) -> None:
     observers.start_identities(None, imports=True)  # the master imports; workers reload
     hub.start(recover=False)  # the workers are already writing to the spool
     loop = asyncio.get_running_loop()
-    link = MasterLink(hub.runner.enqueued, monitor)
+    link = MasterLink(hub.runner.enqueued, monitor, on_login=logins.send)
 
     def on_readable() -> None:
         chunk = os.read(read_end, 65536)
@@ -175,6 +184,7 @@ async def _master(config: Config, children: list[int], read_end: int) -> None:
     forward(signal.SIGTERM)
     await exited
     loop.remove_reader(read_end)
+    logins.close()
     await hub.stop()
     await observers.close(web)
     pid_file.unlink(missing_ok=True)
@@ -314,10 +324,13 @@ async def _serve(
     inbound_limits = ConnectionLimits(smtp.max_connections, smtp.max_connections_per_ip)
     sub_limits = ConnectionLimits(smtp.max_connections, smtp.max_connections_per_ip)
     inbound = InboundHandler(hub)
+    throttle = AuthThrottle(config.submission.max_auth_failures, config.submission.auth_window)
+    # a worker counts the other workers' failed logins too, and tells them about its own
+    logins = link.follow_logins(throttle) if link is not None else None
     submission = SubmissionHandler(
-        StoreAccounts(observers.store, config.submission.shared_addresses), hub,
-        AuthThrottle(config.submission.max_auth_failures, config.submission.auth_window),
+        StoreAccounts(observers.store, config.submission.shared_addresses), hub, throttle,
         smtp.max_recipients, record_auth=recorder.record_auth, monitor=monitor,
+        share_login=link.login_counted if link is not None else None,
     )
 
     def inbound_factory() -> LimitedSMTP:
@@ -358,6 +371,8 @@ async def _serve(
     for server in servers:
         await server.wait_closed()
     await drain([inbound_limits, sub_limits], smtp.shutdown_grace)
+    if logins is not None:
+        logins.close()
     if deliver:
         await hub.stop()
         pid_file.unlink(missing_ok=True)

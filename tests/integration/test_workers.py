@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import os
 import re
+import signal
 import smtplib
+import ssl
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
 import yaml
 from aiosmtpd.controller import Controller
 
@@ -86,3 +91,79 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+def _state(pid: int) -> str:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+def _only(workers: list[int], index: int) -> None:
+    """Let worker ``index`` alone accept: stop the others (SIGSTOP, so the kernel hands new
+    connections on the shared socket to the one still running), continue it."""
+    for number, pid in enumerate(workers):
+        os.kill(pid, signal.SIGCONT if number == index else signal.SIGSTOP)
+    deadline = time.monotonic() + 5
+    while any((_state(pid) == "T") != (number != index) for number, pid in enumerate(workers)):
+        assert time.monotonic() < deadline, "workers did not stop or continue"
+        time.sleep(0.01)
+    # a continued worker first reads the updates that waited in its pipe while it was stopped
+    time.sleep(0.2)
+
+
+def _failed_login(port: int, attempt: int) -> tuple[int, bytes]:
+    """One wrong password for mallory on a new connection: its reply code and text."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    plain = base64.b64encode(f"\0mallory\0guess{attempt}".encode()).decode()
+    with smtplib.SMTP_SSL("127.0.0.1", port, timeout=30, context=context) as client:
+        client.ehlo("client.test")
+        reply = client.docmd("AUTH", "PLAIN " + plain)
+    # the failed worker sent its update before its 0.5 s pause and reply; the master passes it
+    # on at once, but a worker takes it only when its loop next runs: give it that time, so the
+    # next attempt on another worker finds it counted (not a race the test could lose)
+    time.sleep(0.2)
+    return reply
+
+
+@pytest.mark.slow  # the hub pauses 0.5 s after each failed login and 1 s before each refusal
+def test_failed_logins_are_throttled_across_workers(tmp_path: Path) -> None:
+    hub = HubProcess(tmp_path, ZONES, workers=2,
+                     extra_config="[submission]\nmax_auth_failures = 4\n")
+    workers: list[int] = []
+    try:
+        hub.start()
+        deadline = time.monotonic() + 20
+        while not (found := re.findall(r"master: 2 workers \((\d+), (\d+)\)", hub.log())):
+            assert time.monotonic() < deadline, hub.log()[-2000:]
+            time.sleep(0.05)
+        workers = [int(pid) for pid in found[0]]  # worker 0, worker 1
+        port = hub.submission_tls_port
+        # three failures on worker 0 (an echo of its own updates would throttle the third)
+        _only(workers, 0)
+        codes = [_failed_login(port, n)[0] for n in range(3)]
+        assert codes == [535, 535, 535]
+        # worker 1 has not seen mallory itself: one more failure there reaches the limit of 4
+        _only(workers, 1)
+        assert _failed_login(port, 3)[0] == 535
+        code, text = _failed_login(port, 4)
+        assert (code, text) == (454, b"4.7.0 Too many failed logins; try again later")
+        # and worker 0 counted worker 1's failure too
+        _only(workers, 0)
+        assert _failed_login(port, 5)[0] == 454
+        # both running, the kernel picks: throttled whichever worker takes the connection
+        for pid in workers:
+            os.kill(pid, signal.SIGCONT)
+        codes = [_failed_login(port, n)[0] for n in range(6, 9)]
+        assert codes == [454] * 3
+        log = hub.log()
+        assert log.count("auth failed user=mallory ip=127.0.0.1 mechanism=PLAIN bad credentials"
+                         ) == 4  # exactly max_auth_failures, not 4 per worker
+        assert log.count("auth failed user=mallory") == 9
+        assert "login broadcast" not in log and "bad login update" not in log
+    finally:
+        for pid in workers:  # never leave a stopped worker behind
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+        stopped = hub.stop()
+    assert stopped == 0, hub.log()[-3000:]

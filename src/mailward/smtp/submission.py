@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from base64 import b64decode
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from aiosmtpd.smtp import MISSING, AuthResult, Session
@@ -14,7 +15,7 @@ from mailward.message import parse_addresses
 from mailward.model import Message
 from mailward.smtp.common import EXTENSIONS, has_bare_line_ending
 from mailward.smtp.server import LimitedSMTP
-from mailward.smtp.throttle import AuthThrottle
+from mailward.smtp.throttle import AuthKeys, AuthThrottle, auth_keys
 
 log = logging.getLogger("mailward.auth")
 
@@ -80,6 +81,7 @@ class SubmissionHandler:
     def __init__(
         self, accounts: Accounts, submitter: Submitter, throttle: AuthThrottle,
         max_recipients: int, record_auth: Any = None, monitor: Any = None,
+        share_login: Callable[[AuthKeys, bool], None] | None = None,
     ) -> None:
         self.accounts = accounts
         self.submitter = submitter
@@ -88,6 +90,9 @@ class SubmissionHandler:
         self.record_auth = record_auth
         # compromise indicators (mailward.alerts.AlertMonitor or the worker's relay of it)
         self.monitor = monitor
+        # tells the other worker processes what this throttle counted (a failure: both keys;
+        # a success: the account key is cleared), so the limit holds for the whole hub
+        self.share_login = share_login
 
     async def authenticate(
         self, server: SubmissionSMTP, mechanism: str, login: bytes, password: bytes
@@ -96,7 +101,7 @@ class SubmissionHandler:
         assert session is not None
         ip = session.peer[0] if isinstance(session.peer, tuple) else "unknown"
         user = login.decode("utf-8", "replace").strip().lower()
-        keys = (f"ip:{ip}", f"user:{user}")
+        keys = auth_keys(ip, user)
         if self.throttle.blocked(*keys):
             self._log(ip, user, mechanism, False, "throttled")
             await asyncio.sleep(1.0)
@@ -105,13 +110,17 @@ class SubmissionHandler:
         ok = await self.accounts.verify(user, password.decode("utf-8", "replace"))
         if not ok:
             self.throttle.fail(*keys)
+            if self.share_login is not None:
+                self.share_login(keys, False)
             self._log(ip, user, mechanism, False, "bad credentials")
             await asyncio.sleep(0.5)  # slow down guessing on this connection
             return AuthResult(
                 success=False, handled=False,
                 message="535 5.7.8 Authentication credentials invalid",
             )
-        self.throttle.succeed(f"user:{user}")
+        self.throttle.succeed(keys.account)
+        if self.share_login is not None:
+            self.share_login(keys, True)
         self._log(ip, user, mechanism, True, "")
         return AuthResult(success=True, auth_data=user)
 

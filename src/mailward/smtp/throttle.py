@@ -2,9 +2,28 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable
+from typing import NamedTuple
+
+MAX_ACCOUNT_KEY_NAME = 320  # longer login names are keyed by digest, so every key stays small
+
+
+class AuthKeys(NamedTuple):
+    """What one login attempt counts under: the client IP and the account."""
+
+    ip: str
+    account: str
+
+
+def auth_keys(ip: str, user: str) -> AuthKeys:
+    """The throttle keys of a login by ``user`` (already normalized) from ``ip``; the one place
+    they are made, for the submission handler and for the other workers' counted logins."""
+    if len(user) > MAX_ACCOUNT_KEY_NAME:
+        user = "sha256:" + hashlib.sha256(user.encode("utf-8", "replace")).hexdigest()
+    return AuthKeys(f"ip:{ip}", f"user:{user}")
 
 
 class AuthThrottle:
