@@ -7,6 +7,8 @@ import asyncio
 import contextlib
 import json
 import sys
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -155,6 +157,32 @@ def _with_config(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
         action.add_argument("--config", help="TOML configuration file")
 
 
+ADMIN_COMMANDS = ("log", "identities", "quarantine", "users", "keys", "queue")
+AdminAction = Callable[[config_mod.Config, argparse.Namespace], int]
+
+
+def _admin_action(command: str) -> tuple[AdminAction, tuple[type[Exception], ...]]:
+    """An administration command's function and the errors it reports in one line (exit 1);
+    its module is imported only when it runs."""
+    if command == "log":
+        from mailward import logsearch
+
+        return partial(logsearch.run, out=sys.stdout), (logsearch.LogError,)
+    if command == "identities":
+        from mailward import identities_command
+        from mailward.directory import DirectoryError
+
+        return (partial(identities_command.run, out=sys.stdout),
+                (DirectoryError, config_mod.ConfigError))
+    from mailward import admin
+
+    if command == "quarantine":
+        from mailward import quarantine_command
+
+        return partial(quarantine_command.run, out=sys.stdout), (admin.AdminError,)
+    return getattr(admin, command), (admin.AdminError,)
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
@@ -166,30 +194,12 @@ def main(argv: list[str] | None = None) -> int:
             return _serve(args)
         if args.command == "trace":
             return _trace(args)
-        if args.command == "log":
-            from mailward import logsearch
-
+        if args.command in ADMIN_COMMANDS:
+            action, errors = _admin_action(args.command)
+            config = _load_config(args.config)
             try:
-                return logsearch.run(_load_config(args.config), args, out=sys.stdout)
-            except logsearch.LogError as exc:
-                print(f"mailward: {exc}", file=sys.stderr)
-                return 1
-        if args.command == "identities":
-            return _identities(args)
-        if args.command == "quarantine":
-            from mailward import admin, quarantine_command
-
-            try:
-                return quarantine_command.run(_load_config(args.config), args, out=sys.stdout)
-            except admin.AdminError as exc:
-                print(f"mailward: {exc}", file=sys.stderr)
-                return 1
-        if args.command in ("users", "keys", "queue"):
-            from mailward import admin
-
-            try:
-                return getattr(admin, args.command)(_load_config(args.config), args)
-            except admin.AdminError as exc:
+                return action(config, args)
+            except errors as exc:
                 print(f"mailward: {exc}", file=sys.stderr)
                 return 1
     except UsageError as exc:
@@ -300,18 +310,6 @@ def _trace(args: argparse.Namespace) -> int:
         config, raw, source=args.message, queue_ids=args.queue_id,
         message_ids=args.message_id, as_json=args.json, unwrap=not args.outer,
     )
-
-
-def _identities(args: argparse.Namespace) -> int:
-    from mailward import identities_command
-    from mailward.directory import DirectoryError
-
-    config = _load_config(args.config)
-    try:
-        return identities_command.run(config, args, out=sys.stdout)
-    except (DirectoryError, config_mod.ConfigError) as exc:
-        print(f"mailward: {exc}", file=sys.stderr)
-        return 1
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import signal
+import smtplib
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -15,6 +17,23 @@ from typing import Any
 import yaml
 
 MAILWARD = str(Path(sys.executable).with_name("mailward"))
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def example_zones() -> dict[str, Any]:
+    """The examples' DNS zones and a free-mail provider whose SPF allows the tests' loopback
+    clients (a stranger who authenticates as its own outside domain)."""
+    zones: dict[str, Any] = yaml.safe_load((EXAMPLES / "zones.yaml").read_text())
+    zones["freemail.test"] = [{"TXT": "v=spf1 ip4:127.0.0.0/8 -all"}]
+    return zones
+
+
+def unverified_tls() -> ssl.SSLContext:
+    """A client TLS context for the hub's self-signed certificate."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
 
 
 def stop_controller(controller: Any) -> None:
@@ -98,6 +117,14 @@ listen = "127.0.0.1:{self.web_port}"
         subprocess.run([MAILWARD, "users", "add", name, "--address", address,
                         "--password-stdin", "--config", str(self.config_path)],
                        input=password + "\n", text=True, check=True, capture_output=True)
+
+    def submit(self, user: str, password: str, mail_from: str, rcpts: list[str],
+               message: bytes | str) -> None:
+        """Log in on the submission port (STARTTLS) and send one message."""
+        with smtplib.SMTP("127.0.0.1", self.submission_port, timeout=30) as client:
+            client.starttls(context=unverified_tls())
+            client.login(user, password)
+            client.sendmail(mail_from, rcpts, message)
 
     def start(self) -> HubProcess:
         self.write_config()

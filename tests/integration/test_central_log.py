@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import json
 import smtplib
-import ssl
 import subprocess
 import time
 from collections.abc import Iterator
@@ -16,7 +15,7 @@ import yaml
 
 from mailward import config as config_mod
 from mailward.store import Store
-from tests.integration.hubproc import MAILWARD, HubProcess
+from tests.integration.hubproc import MAILWARD, HubProcess, unverified_tls
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 GENUINE = (EXAMPLES / "genuine-partner.eml").read_bytes().replace(b"\n", b"\r\n")
@@ -61,9 +60,7 @@ def traffic(hub: HubProcess) -> None:
             c.sendmail(f"news{n}@bulk.test",
                        [f"user{n * 5 + i}@ourcorp.example" for i in range(5)], phishing(
                            f"news{n}@bulk.test", n))
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
+    context = unverified_tls()
     for attempt in range(3):  # a burst of failed logins ...
         with smtplib.SMTP("127.0.0.1", hub.submission_port, timeout=30) as c:
             c.starttls(context=context)

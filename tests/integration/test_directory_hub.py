@@ -11,13 +11,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 
 from mailward.store import Store
-from tests.integration.hubproc import HubProcess
+from tests.integration.hubproc import HubProcess, example_zones
 from tests.slapd import PEOPLE_BASE, SERVICE_DN, SERVICE_PASSWORD, SlapdServer
-
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def directory_config(url: str, password_file: Path, refresh: float = 3600) -> str:
@@ -30,8 +27,7 @@ def directory_config(url: str, password_file: Path, refresh: float = 3600) -> st
 
 @pytest.fixture
 def hub(tmp_path: Path, slapd_server: SlapdServer) -> Iterator[HubProcess]:
-    zones = yaml.safe_load((EXAMPLES / "zones.yaml").read_text())
-    zones["freemail.test"] = [{"TXT": "v=spf1 ip4:127.0.0.0/8 -all"}]
+    zones = example_zones()
     secret = tmp_path / "ldap.secret"
     secret.write_text(SERVICE_PASSWORD + "\n", encoding="utf-8")
     process = HubProcess(tmp_path / "hub", zones, workers=2,
@@ -82,8 +78,7 @@ def test_directory_people_are_protected(hub: HubProcess) -> None:
 
 def test_unreachable_directory_keeps_the_last_import(tmp_path: Path,
                                                      slapd_server: SlapdServer) -> None:
-    zones = yaml.safe_load((EXAMPLES / "zones.yaml").read_text())
-    zones["freemail.test"] = [{"TXT": "v=spf1 ip4:127.0.0.0/8 -all"}]
+    zones = example_zones()
     secret = tmp_path / "ldap.secret"
     secret.write_text(SERVICE_PASSWORD + "\n", encoding="utf-8")
     workdir = tmp_path / "hub"

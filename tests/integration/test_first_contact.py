@@ -3,25 +3,20 @@
 from __future__ import annotations
 
 import smtplib
-import ssl
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-import yaml
 
 from mailward.store import Store, StoredTransaction
-from tests.integration.hubproc import HubProcess
+from tests.integration.hubproc import HubProcess, example_zones
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 PASSWORD = "correct horse battery"
 
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
-    zones = yaml.safe_load((EXAMPLES / "zones.yaml").read_text())
-    zones["freemail.test"] = [{"TXT": "v=spf1 ip4:127.0.0.0/8 -all"}]
+    zones = example_zones()
     process = HubProcess(tmp_path_factory.mktemp("hub"), zones, extra_config=(
         '[identity]\nprotected_names = ["IT Support", "Jane Smith"]\n'
     ))
@@ -73,14 +68,8 @@ def test_first_contact_and_the_sites_own_correspondents(hub: HubProcess) -> None
         assert tx.disposition == "quarantine"
 
     # alice writes to Jane's private address; Jane's answer is then no first contact
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    with smtplib.SMTP("127.0.0.1", hub.submission_port, timeout=30) as client:
-        client.starttls(context=context)
-        client.login("alice", PASSWORD)
-        client.sendmail("alice@ourcorp.example", ["jane.private@freemail.test"],
-                        message("Alice <alice@ourcorp.example>", 10))
+    hub.submit("alice", PASSWORD, "alice@ourcorp.example", ["jane.private@freemail.test"],
+               message("Alice <alice@ourcorp.example>", 10))
     assert logged(hub, recipient="jane.private@freemail.test")[0].disposition == "submitted"
     with smtplib.SMTP("127.0.0.1", hub.inbound_port, timeout=30) as client:
         client.sendmail("jane.private@freemail.test", ["staff@ourcorp.example"],

@@ -10,18 +10,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 
 from mailward.store import Store
-from tests.integration.hubproc import HubProcess
-
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+from tests.integration.hubproc import HubProcess, example_zones
 
 
 @pytest.fixture
 def hub(tmp_path: Path) -> Iterator[HubProcess]:
-    zones = yaml.safe_load((EXAMPLES / "zones.yaml").read_text())
-    zones["freemail.test"] = [{"TXT": "v=spf1 ip4:127.0.0.0/8 -all"}]
+    zones = example_zones()
     people = tmp_path / "people.csv"
     write(people, "name,email\nJane Smith,\n")
     process = HubProcess(tmp_path / "hub", zones, workers=2, extra_config=(

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from aiosmtpd.controller import Controller
 
-from tests.integration.hubproc import HubProcess, free_port, stop_controller
+from tests.integration.hubproc import HubProcess, free_port, stop_controller, unverified_tls
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 ZONES = yaml.safe_load((EXAMPLES / "zones.yaml").read_text())
@@ -67,11 +67,8 @@ def test_genuine_message_is_delivered_to_maildir_with_headers(hub: HubProcess) -
 
 
 def test_starttls_session_is_recorded_in_received(hub: HubProcess) -> None:
-    import ssl
 
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
+    context = unverified_tls()
     with smtp(hub) as client:
         client.starttls(context=context)
         client.ehlo("mail.partner.test")

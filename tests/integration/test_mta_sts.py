@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime
 import http.server
 import ipaddress
-import smtplib
 import ssl
 import threading
 import time
@@ -130,15 +129,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[HubProcess
 
 
 def send(hub: HubProcess, rcpt: str) -> None:
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    with smtplib.SMTP("127.0.0.1", hub.submission_port, timeout=30) as client:
-        client.starttls(context=context)
-        client.login("alice", PASSWORD)
-        client.sendmail("alice@ourcorp.example", [rcpt],
-                        f"From: alice@ourcorp.example\r\nTo: {rcpt}\r\nSubject: sts\r\n\r\n"
-                        "hello\r\n")
+    hub.submit("alice", PASSWORD, "alice@ourcorp.example", [rcpt],
+               f"From: alice@ourcorp.example\r\nTo: {rcpt}\r\nSubject: sts\r\n\r\nhello\r\n")
 
 
 def test_enforced_policy_with_matching_mx_and_valid_cert_delivers_over_tls(world) -> None:  # type: ignore[no-untyped-def]

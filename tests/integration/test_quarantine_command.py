@@ -7,21 +7,16 @@ import smtplib
 import subprocess
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-import yaml
 
 from mailward.store import Store
-from tests.integration.hubproc import MAILWARD, HubProcess
-
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+from tests.integration.hubproc import MAILWARD, HubProcess, example_zones
 
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
-    zones = yaml.safe_load((EXAMPLES / "zones.yaml").read_text())
-    zones["freemail.test"] = [{"TXT": "v=spf1 ip4:127.0.0.0/8 -all"}]
+    zones = example_zones()
     process = HubProcess(tmp_path_factory.mktemp("hub"), zones, extra_config=(
         '[identity]\nprotected_names = ["IT Support"]\n'
     ))

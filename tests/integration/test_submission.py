@@ -17,17 +17,20 @@ import yaml
 from aiosmtpd.controller import Controller
 
 from tests.helpers import run_cli
-from tests.integration.hubproc import MAILWARD, HubProcess, free_port, stop_controller
+from tests.integration.hubproc import (
+    MAILWARD,
+    HubProcess,
+    free_port,
+    stop_controller,
+    unverified_tls,
+)
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 PASSWORD = "correct horse battery"
 
 
 def tls_context() -> ssl.SSLContext:
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    return context
+    return unverified_tls()
 
 
 class RemoteMx:

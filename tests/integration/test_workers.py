@@ -8,7 +8,6 @@ import os
 import re
 import signal
 import smtplib
-import ssl
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -17,7 +16,13 @@ import pytest
 import yaml
 from aiosmtpd.controller import Controller
 
-from tests.integration.hubproc import HubProcess, free_port, stop_controller, wait_port
+from tests.integration.hubproc import (
+    HubProcess,
+    free_port,
+    stop_controller,
+    unverified_tls,
+    wait_port,
+)
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 ZONES = yaml.safe_load((EXAMPLES / "zones.yaml").read_text())
@@ -112,9 +117,7 @@ def _only(workers: list[int], index: int) -> None:
 
 def _failed_login(port: int, attempt: int) -> tuple[int, bytes]:
     """One wrong password for mallory on a new connection: its reply code and text."""
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
+    context = unverified_tls()
     plain = base64.b64encode(f"\0mallory\0guess{attempt}".encode()).decode()
     with smtplib.SMTP_SSL("127.0.0.1", port, timeout=30, context=context) as client:
         client.ehlo("client.test")
