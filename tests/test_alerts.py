@@ -136,6 +136,26 @@ def test_a_busy_account_is_judged_by_its_normal_rate() -> None:
     assert kinds(send(quiet, "alice", 31, 48 * 3600, 30)) == [alerts.SEND_RATE]
 
 
+def test_rates_learnt_from_the_log_survive_a_restart() -> None:
+    history = [("robot", (T0 + timedelta(seconds=hour * 3600 + i * 150)).timestamp())
+               for hour in range(48) for i in range(20)]  # two days at 20 an hour
+    restarted = detector(rate_min_per_hour=30, rate_factor=5.0)
+    assert restarted.learn(T0.timestamp(), history) == 1
+    assert send(restarted, "robot", 100, 48 * 3600, 30) == []  # its normal rate is known
+    (alert,) = send(restarted, "robot", 1, 48 * 3600 + 3100, 1)
+    assert "normal rate is 20.0 per hour" in alert.detail
+    # without the history the same hour alerts at the floor
+    forgetful = detector(rate_min_per_hour=30, rate_factor=5.0)
+    assert kinds(send(forgetful, "robot", 31, 48 * 3600, 30)) == [alerts.SEND_RATE]
+
+
+def test_the_last_hour_of_the_log_counts_in_the_window() -> None:
+    d = detector(rate_min_per_hour=10)
+    d.learn(T0.timestamp(), [("alice", at(i * 60).timestamp()) for i in range(10)])
+    (alert,) = send(d, "alice", 1, 700, 1)  # the 11th within the hour, the first after restart
+    assert "sent 11 messages within an hour" in alert.detail
+
+
 def test_many_external_recipients() -> None:
     d = detector(external_recipients_per_hour=5)
     internal = [(f"user{i}@ourcorp.example", False) for i in range(50)]

@@ -5,8 +5,9 @@
 refusal) and returns the alerts they complete; its memory is bounded (buckets per window, capped
 sets, least recently seen accounts forgotten). ``AlertMonitor`` is what the hub holds: it records
 each alert through the store's ``record_alert`` and hands a notification to the admins
-(``alerts.to``). An account's normal rate is learnt while the process runs, so the first day
-after a start only the floor ``alerts.rate_min_per_hour`` applies.
+(``alerts.to``). An account's normal rate is learnt from the central log's last week at start
+(``learn``) and then from the messages it submits; with less than a day of history only the
+floor ``alerts.rate_min_per_hour`` applies.
 """
 
 from __future__ import annotations
@@ -150,6 +151,10 @@ class _Baseline:
 
     def add(self, t: float) -> None:
         self._hours.add(t)
+
+    def begin(self, t: float) -> None:
+        """The history goes back to ``t`` (earlier than first seen: learnt from the log)."""
+        self._first = min(self._first, int(t // HOUR))
 
     def rate(self, t: float) -> float | None:
         """Mean messages per hour over the complete hours observed (up to a week), not
@@ -307,6 +312,20 @@ class CompromiseDetector:
             f"{refused} submissions by {_printable(user)} refused within an hour for sender "
             f"addresses it does not own (latest: {_printable(address, 320)})",
         )
+
+    def learn(self, log_begins: float, submissions: Iterable[tuple[str, float]]) -> int:
+        """Learn accounts' normal rates from history (the central log after a restart): the
+        log covers the time from ``log_begins``; ``submissions`` are (account, time), oldest
+        first. Raises no alert. Returns how many accounts were learnt."""
+        learnt: set[str] = set()
+        for user, t in submissions:
+            account = self._account(user, log_begins)
+            if user not in learnt:
+                account.baseline.begin(log_begins)
+                learnt.add(user)
+            account.baseline.add(t)
+            account.sent.add(t)
+        return len(learnt)
 
     # -- internals -------------------------------------------------------------------------
 

@@ -367,8 +367,8 @@ class AlertsConfig:
         factory=list,
     )
     rate_factor: float = doc(
-        "an account sending more than this many times its normal hourly rate (learnt while "
-        "the hub runs) within an hour is an alert",
+        "an account sending more than this many times its normal hourly rate (learnt from "
+        "the central log's last week at start, then as it sends) within an hour is an alert",
         10.0,
     )
     rate_min_per_hour: int = doc(

@@ -145,6 +145,7 @@ async def _master(
     metrics = Metrics(resolver=observers.resolver, queue_depth=lambda: len(hub.spool.queued()),
                       multiprocess_dir=Path(config.server.data_dir) / "metrics")
     monitor = observers.attach(hub, metrics)
+    await observers.learn_rates(monitor)
     web = await observers.serve_metrics(metrics)
     observers.start_retention()
     observers.start_identities(None, imports=True)  # the master imports; workers reload
@@ -238,6 +239,28 @@ class _Observers:
         hub.monitor = monitor
         return monitor
 
+    async def learn_rates(self, monitor: Any) -> None:
+        """Teach the compromise detector the accounts' normal sending rates from the central
+        log's last week, so a restart does not forget them."""
+        from datetime import UTC, datetime, timedelta
+
+        from mailward.alerts import BASELINE_HOURS
+
+        now = datetime.now(UTC)
+        try:
+            begins, submissions = await asyncio.to_thread(
+                self.store.submission_history, now - timedelta(hours=BASELINE_HOURS))
+        except Exception:
+            log.exception("accounts' sending rates could not be read from the log; "
+                          "learning them anew")
+            return
+        if begins is None:
+            return
+        learnt = monitor.detector.learn(begins.timestamp(),
+                                        ((user, at.timestamp()) for user, at in submissions))
+        log.info("alerts: normal sending rates of %d account(s) learnt from %d message(s) "
+                 "in the log", learnt, len(submissions))
+
     async def serve_metrics(self, metrics: Any) -> asyncio.Server | None:
         from mailward.metrics import start_server
 
@@ -309,6 +332,7 @@ async def _serve(
         metrics = Metrics(resolver=observers.resolver,
                           queue_depth=lambda: len(hub.spool.queued()))
         monitor = observers.attach(hub, metrics)
+        await observers.learn_rates(monitor)
         web = await observers.serve_metrics(metrics)
         observers.start_retention()
     observers.start_identities(hub, imports=deliver)

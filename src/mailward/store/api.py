@@ -289,6 +289,14 @@ class Store(Recorder):
         mail from it (header From) was delivered before ``delivered_before``."""
         return reads.known_correspondent(self._engine, address, delivered_before)
 
+    def submission_history(
+        self, since: datetime, *, limit: int = 1_000_000
+    ) -> tuple[datetime | None, list[tuple[str, datetime]]]:
+        """When the log begins, and each account's submissions since ``since`` (account, time;
+        oldest first; at most ``limit``, the newest): what the compromise detector learns
+        accounts' normal rates from after a restart."""
+        return reads.submission_history(self._engine, since, limit)
+
     def connection(self, connection_id: str) -> StoredConnection | None:
         return reads.connection(self._engine, connection_id)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Engine, Table, exists, select
+from sqlalchemy import ColumnElement, Engine, Table, exists, func, select
 
 from mailward.store import limits
 from mailward.store.records import (
@@ -60,6 +60,32 @@ def known_correspondent(reads: Engine, address: str, delivered_before: datetime)
     )
     with reads.connect() as conn:
         return bool(conn.execute(select(written_to | delivered)).scalar())
+
+
+def submission_history(
+    reads: Engine, since: datetime, limit: int
+) -> tuple[datetime | None, list[tuple[str, datetime]]]:
+    """When the log begins (its oldest transaction, None when empty), and the messages each
+    account submitted since ``since`` as (account, time), oldest first, at most ``limit``
+    (the newest are kept)."""
+    if since.tzinfo is None:
+        raise ValueError("since must be a timezone-aware datetime")
+    query = (
+        select(CONNECTIONS.c.auth_user, TRANSACTIONS.c.received_at)
+        .join(CONNECTIONS, TRANSACTIONS.c.connection_id == CONNECTIONS.c.id)
+        .where(
+            TRANSACTIONS.c.disposition == "submitted",
+            TRANSACTIONS.c.received_at >= since,
+            CONNECTIONS.c.auth_user.is_not(None),
+        )
+        .order_by(TRANSACTIONS.c.received_at.desc())
+        .limit(limit)
+    )
+    with reads.connect() as conn:
+        begins = conn.execute(select(func.min(TRANSACTIONS.c.received_at))).scalar()
+        rows = [(r.auth_user, r.received_at) for r in conn.execute(query)]
+    rows.reverse()
+    return begins, rows
 
 
 def connection(reads: Engine, connection_id: str) -> StoredConnection | None:
