@@ -4,6 +4,8 @@ UTC timestamps on both backends, and foreign keys enforced everywhere."""
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta, timezone
@@ -80,6 +82,33 @@ def test_sqlite_writers_wait_for_each_other(tmp_path: Path) -> None:
         finally:
             holder.dispose()
         assert [e.kind for e in first.events()] == ["waited"]
+
+
+OPEN_AT_ONCE = """
+import sys, time
+from sqlalchemy import text
+from mailward.store.engine import make_engine
+start = float(sys.argv[2])
+time.sleep(max(0.0, start - time.time()))
+engine = make_engine(sys.argv[1])
+with engine.connect() as conn:
+    print(conn.execute(text("PRAGMA journal_mode")).scalar())
+engine.dispose()
+"""
+
+
+def test_processes_opening_a_new_file_at_once_all_get_wal(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'new.db'}"
+    start = time.time() + 1.0  # every process connects at the same moment
+    processes = [
+        subprocess.Popen([sys.executable, "-c", OPEN_AT_ONCE, url, str(start)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(8)
+    ]
+    results = [p.communicate(timeout=60) for p in processes]
+    for process, (out, err) in zip(processes, results, strict=True):
+        assert process.returncode == 0, err
+        assert out.strip() == "wal"
 
 
 def test_foreign_keys_are_enforced(store: Store) -> None:

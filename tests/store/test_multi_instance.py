@@ -45,9 +45,15 @@ def test_two_hub_processes_share_one_database(store_url: str) -> None:
         )
         for name in ("mx-a", "mx-b")
     ]
-    for hub in hubs:
-        _, err = hub.communicate(timeout=60)
-        assert hub.returncode == 0, err
+    try:
+        for hub in hubs:
+            _, err = hub.communicate(timeout=60)
+            assert hub.returncode == 0, err
+    finally:  # a failure above leaves no process (or its pipes) behind for the next test
+        for hub in hubs:
+            if hub.poll() is None:
+                hub.kill()
+            hub.communicate()
     with Store.open(store_url, instance="console", hashing=fast_hashing()) as store:
         found = store.find_transactions(limit=1000)
         assert Counter(t.instance for t in found) == {"mx-a": MESSAGES, "mx-b": MESSAGES}

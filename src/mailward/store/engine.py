@@ -9,6 +9,9 @@ writes. PostgreSQL connections are pinged before use so a restarted server is su
 from __future__ import annotations
 
 import json
+import random
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +48,23 @@ def make_engine(url: str | URL) -> Engine:
     )
 
 
+def _use_wal(cursor: Any) -> None:
+    """Put the database in WAL mode (a setting of the file: done once, by whichever process
+    opens it first). Two processes switching a new file at the same moment can deadlock, and
+    SQLite then answers "locked" at once instead of waiting: retry for the busy timeout."""
+    if str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
+        return
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02 + random.random() * 0.05)
+
+
 def _sqlite_engine(url: URL) -> Engine:
     if url.database in (None, "", ":memory:"):
         raise ValueError(
@@ -63,10 +83,10 @@ def _sqlite_engine(url: URL) -> Engine:
         dbapi_connection.isolation_level = None  # we issue BEGIN ourselves (see below)
         cursor = dbapi_connection.cursor()
         try:
-            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            _use_wal(cursor)
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         finally:
             cursor.close()
 
