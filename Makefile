@@ -19,6 +19,7 @@ run: setup
 test: setup
 	bash scripts/install-test-deps
 	$(PY) -m ruff check src tests bench
+	$(VENV)/bin/mypy
 	$(PY) -m pytest -q
 
 bench: setup

@@ -9,17 +9,21 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mailward.config import Config
 from mailward.keys import KeyStore
 from mailward.spool import Spool, SpoolError
+
+if TYPE_CHECKING:
+    from mailward.store import Store
 
 
 class AdminError(Exception):
     """A command that cannot be carried out; printed as one line, exit status 1."""
 
 
-def open_store(config: Config):  # type: ignore[no-untyped-def]
+def open_store(config: Config) -> Store:
     from mailward.store import Store
 
     return Store.from_config(config.store, data_dir=Path(config.server.data_dir))

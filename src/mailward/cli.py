@@ -151,7 +151,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _with_config(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def _with_config(subparsers: argparse._SubParsersAction[_Parser]) -> None:
     """Every action of an administration command takes --config."""
     for action in subparsers.choices.values():
         action.add_argument("--config", help="TOML configuration file")

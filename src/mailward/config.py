@@ -550,7 +550,7 @@ def _build(cls: type, values: dict[str, Any], where: str) -> Any:
         if key not in known:
             raise ConfigError(f"unknown configuration key {where}{key}")
         hint = hints[key]
-        if dataclasses.is_dataclass(hint):
+        if isinstance(hint, type) and dataclasses.is_dataclass(hint):
             if not isinstance(value, dict):
                 raise ConfigError(f"{where}{key}: expected a [{key}] table")
             kwargs[key] = _build(hint, value, f"{where}{key}.")
@@ -611,7 +611,7 @@ def documented_keys() -> list[tuple[str, str, Any]]:
     hints = typing.get_type_hints(Config)
     for section in dataclasses.fields(Config):
         hint = hints[section.name]
-        if not dataclasses.is_dataclass(hint):
+        if not (isinstance(hint, type) and dataclasses.is_dataclass(hint)):
             out.append((section.name, "symbol -> score overrides for findings", {}))
             continue
         instance = hint()

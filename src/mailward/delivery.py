@@ -6,6 +6,7 @@ import asyncio
 import os
 import socket
 import ssl
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -135,7 +136,7 @@ async def _hang_up(client: aiosmtplib.SMTP) -> None:
 
 
 def _outcomes(
-    recipients: list[str], reply: str, errors: dict[str, tuple[int, str]], prefix: str = ""
+    recipients: list[str], reply: str, errors: Mapping[str, tuple[int, str]], prefix: str = ""
 ) -> dict[str, Attempt]:
     """Per-recipient outcome of an accepted transaction: delivered, except those refused."""
     out = {r: Attempt("delivered", f"{prefix}{reply}") for r in recipients}

@@ -23,7 +23,7 @@ import time
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO, cast
 
 from mailward.store.jobs import WriteJob
 from mailward.store.recorder import Recorder
@@ -47,6 +47,7 @@ RESERVED = ("time", "kind", "host")
 SYSLOG_MAX = 8192  # bytes per syslog message (what rsyslog accepts by default)
 APP_NAME = "mailward"
 _STOP = object()
+_Event = tuple[str, dict[str, Any], datetime | None]  # what `emit` queues
 
 
 def clean_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
@@ -175,8 +176,8 @@ class EventSink:
                 if isinstance(item, threading.Event):
                     item.set()
                     continue
-                events = events_of(item) if isinstance(item, WriteJob) else [item]
-                for kind, fields, at in events:  # type: ignore[misc]
+                events = events_of(item) if isinstance(item, WriteJob) else [cast(_Event, item)]
+                for kind, fields, at in events:
                     try:
                         self._write(kind, fields, at or datetime.now(UTC))
                     except Exception:  # never let the thread die: events would pile up

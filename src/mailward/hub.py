@@ -252,7 +252,7 @@ class Hub:
         raw = actions.received_header(
             connection, self.config.hostname, qid, None, time.time(), protocol="ESMTP"
         ) + message.parsed.canonical
-        from_domain = message.parsed.from_domain or envelope.mail_from.rpartition("@")[2]
+        from_domain = message.parsed.from_domain or (envelope.mail_from or "").rpartition("@")[2]
         signatures = b""
         for key in self.keys.keys_for(from_domain):
             signatures += signing.dkim_sign(

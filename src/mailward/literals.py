@@ -12,9 +12,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+
+# the engine's private modules, read deliberately (typeshed has no stubs for them)
 from re import _compiler as sre_compile  # type: ignore[attr-defined]
 from re import _constants as sre  # type: ignore[attr-defined]
 from re import _parser as sre_parse  # type: ignore[attr-defined]
+from typing import Any
 
 Clause = frozenset[str]  # one of these strings occurs
 Alternative = tuple[Clause, ...]  # all of these clauses hold
@@ -39,7 +42,9 @@ COMMON = frozenset(
 )
 _REPEATS = (sre.MAX_REPEAT, sre.MIN_REPEAT, sre.POSSESSIVE_REPEAT)
 _ZERO_WIDTH = (sre.AT, sre.ASSERT, sre.ASSERT_NOT)
-_Items = Iterable[tuple[object, object]]
+# parsed items: an opcode and its argument, whose shape depends on the opcode (untyped)
+_Item = tuple[object, Any]
+_Items = Iterable[_Item]
 _NOT_AFTER_WORD = sre_parse.parse(r"(?<!\w.)")[0]  # after a character: none before it is \w
 _Dnf = list[list[Clause]]
 
@@ -80,7 +85,7 @@ def alternatives(
     around = items[:at] + items[at + 1 :]
     if any(op not in (sre.AT, sre.LITERAL) for op, _arg in around):
         return None
-    _, options = items[at][1]  # type: ignore[misc]
+    _, options = items[at][1]
     out = []
     for option in options:
         part = items[:at] + list(option) + items[at + 1 :]
@@ -92,21 +97,19 @@ def alternatives(
 
 
 def _compile(
-    parsed: sre_parse.SubPattern, items: list[tuple[object, object]], flags: int
+    parsed: sre_parse.SubPattern, items: list[_Item], flags: int
 ) -> re.Pattern[str] | None:
     """Compile parsed items (with the leading ``\\b`` moved behind the first character when
     that is possible); None if the engine refuses."""
     if not flags & (re.ASCII | re.LOCALE):
         items = _boundary_after_first(items, parsed.state) or items
     try:
-        return sre_compile.compile(sre_parse.SubPattern(parsed.state, items), flags)  # type: ignore[no-any-return]
+        return sre_compile.compile(sre_parse.SubPattern(parsed.state, items), flags)
     except Exception:  # pragma: no cover - private engine API: then the plain pattern serves
         return None
 
 
-def _boundary_after_first(
-    items: list[tuple[object, object]], state: object
-) -> list[tuple[object, object]] | None:
+def _boundary_after_first(items: list[_Item], state: object) -> list[_Item] | None:
     """``\\b X ...`` as ``X(?<!\\w.) ...`` when X always starts with one word character: the
     boundary before it then means "no word character before it", which the look-behind tests
     once that character is matched. Same matches, same order of trying; None if not that
@@ -119,7 +122,7 @@ def _boundary_after_first(
             return None
         return [items[1], _NOT_AFTER_WORD, *items[2:]]
     if op is sre.BRANCH:
-        _, options = arg  # type: ignore[misc]
+        _, options = arg
         new = []
         for option in options:
             option = list(option)
@@ -130,12 +133,12 @@ def _boundary_after_first(
     return None
 
 
-def _word_start(op: object, arg: object) -> bool:
+def _word_start(op: object, arg: Any) -> bool:
     """Whether the item is one literal word character or a class of them only."""
     if op is sre.LITERAL:
-        return _is_word(chr(arg))  # type: ignore[call-overload]
+        return _is_word(chr(arg))
     if op is sre.IN:
-        for kind, value in arg:  # type: ignore[attr-defined]
+        for kind, value in arg:
             if kind is sre.LITERAL and _is_word(chr(value)):
                 continue
             if kind is sre.RANGE and all(_is_word(chr(c)) for c in range(value[0], value[1] + 1)):
@@ -267,17 +270,17 @@ def _dnf(items: _Items) -> _Dnf:
     return _add(out, strings)
 
 
-def _item_dnf(op: object, arg: object) -> _Dnf:
+def _item_dnf(op: object, arg: Any) -> _Dnf:
     if op is sre.SUBPATTERN:
-        _group, add_flags, _del_flags, sub = arg  # type: ignore[misc]
+        _group, add_flags, _del_flags, sub = arg
         return [[]] if add_flags & sre.SRE_FLAG_IGNORECASE else _dnf(sub)
     if op is sre.ATOMIC_GROUP:
-        return _dnf(arg)  # type: ignore[arg-type]
+        return _dnf(arg)
     if op in _REPEATS:
-        low, _high, sub = arg  # type: ignore[misc]
+        low, _high, sub = arg
         return _dnf(sub) if low >= 1 else [[]]
     if op is sre.BRANCH:
-        _, alternatives = arg  # type: ignore[misc]
+        _, alternatives = arg
         out = [alt for sub in alternatives for alt in _dnf(sub)]
         return out if len(out) <= MAX_ALTERNATIVES else _collapse(out)
     return [[]]  # classes, any, group references: nothing required
@@ -301,10 +304,13 @@ def _times(left: _Dnf, right: _Dnf) -> _Dnf:
 
 def _collapse(dnf: _Dnf) -> _Dnf:
     """One alternative implied by all of ``dnf``: the union of each one's best clause."""
-    best = [_best(alt) for alt in dnf]
-    if any(b is None for b in best):
-        return [[]]
-    return [[frozenset().union(*best)]]  # type: ignore[arg-type]
+    best = []
+    for alt in dnf:
+        clause = _best(alt)
+        if clause is None:
+            return [[]]
+        best.append(clause)
+    return [[frozenset().union(*best)]]
 
 
 def _best(clauses: list[Clause]) -> Clause | None:
@@ -321,20 +327,20 @@ def _product(left: set[str] | None, right: set[str]) -> set[str] | None:
     return {a + b for a in left for b in right}
 
 
-def _language(op: object, arg: object) -> set[str] | None:
+def _language(op: object, arg: Any) -> set[str] | None:
     """The finite set of strings one parsed item matches, or None (infinite, too many, or not
     plain literals)."""
     if op is sre.LITERAL:
-        return {chr(arg)}  # type: ignore[call-overload]
+        return {chr(arg)}
     if op in _ZERO_WIDTH:
         return {""}  # consumes nothing: the items around it stay adjacent
     if op is sre.SUBPATTERN:
-        _group, add_flags, _del_flags, sub = arg  # type: ignore[misc]
+        _group, add_flags, _del_flags, sub = arg
         if add_flags & sre.SRE_FLAG_IGNORECASE:
             return None
         return _sequence_language(sub)
     if op is sre.BRANCH:
-        _, alternatives = arg  # type: ignore[misc]
+        _, alternatives = arg
         union: set[str] = set()
         for alt in alternatives:
             language = _sequence_language(alt)
@@ -343,7 +349,7 @@ def _language(op: object, arg: object) -> set[str] | None:
             union |= language
         return union if len(union) <= MAX_STRINGS else None
     if op in _REPEATS:
-        low, high, sub = arg  # type: ignore[misc]
+        low, high, sub = arg
         one = _sequence_language(sub)
         if one is None or high > 3:
             return None
@@ -358,7 +364,7 @@ def _language(op: object, arg: object) -> set[str] | None:
         return out if len(out) <= MAX_STRINGS else None
     if op is sre.IN:
         chars: set[str] = set()
-        for kind, value in arg:  # type: ignore[attr-defined]
+        for kind, value in arg:
             if kind is sre.LITERAL:
                 chars.add(chr(value))
             elif kind is sre.RANGE and value[1] - value[0] < 16:

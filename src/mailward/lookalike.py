@@ -11,6 +11,13 @@ import re
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    from publicsuffixlist import PublicSuffixList
+
+_K = TypeVar("_K")
+_V = TypeVar("_V")
 
 _MARKS = re.compile(r"[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
 _TOKEN = re.compile(r"[a-z0-9]+")
@@ -69,7 +76,7 @@ class Folder:
                     break
         self._latin_like = frozenset(table)
         self.table: dict[int, str | None] = {**table, **_INVISIBLE, **_QUOTES}
-        self._runs = BoundedCache(cache_size)  # non-ASCII run -> its folded form
+        self._runs: BoundedCache[str, str] = BoundedCache(cache_size)  # non-ASCII run -> folded
         # Fast paths for text whose non-ASCII characters are all Latin-1, or Latin-1 letters
         # and `_COMMON`: one byte per character, and one table translates every byte.
         latin1 = [chr(b) for b in range(128, 256)]
@@ -177,13 +184,13 @@ class _Latin1(_Codec):
 class _Charmap(_Codec):
     def __init__(self, chars: str) -> None:
         self._chars = chars
-        self._map = codecs.charmap_build(chars)  # type: ignore[attr-defined]
+        self._map = codecs.charmap_build(chars)
 
     def encode(self, text: str) -> bytes:
-        return codecs.charmap_encode(text, "strict", self._map)[0]  # type: ignore[attr-defined, no-any-return]
+        return codecs.charmap_encode(text, "strict", self._map)[0]
 
     def decode(self, data: bytes) -> str:
-        return codecs.charmap_decode(data, "strict", self._chars)[0]  # type: ignore[attr-defined, no-any-return]
+        return codecs.charmap_decode(data, "strict", self._chars)[0]
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,14 +251,14 @@ def edit_distance(a: str, b: str, limit: int = 2) -> int:
     return min(prev[-1], limit + 1)
 
 
-class BoundedCache(dict):  # type: ignore[type-arg]
+class BoundedCache(dict[_K, _V]):
     """A dict that forgets everything once it holds ``size`` entries (cheap and bounded)."""
 
     def __init__(self, size: int) -> None:
         super().__init__()
         self.size = size
 
-    def put(self, key: object, value: object) -> None:
+    def put(self, key: _K, value: _V) -> None:
         if len(self) >= self.size:
             self.clear()
         self[key] = value
@@ -296,7 +303,7 @@ class NameMatcher:
                     self._by_token.setdefault(token, []).append(index)
             if len(tokens) > 1 and len("".join(tokens)) >= 6:
                 self._compounds.setdefault("".join(tokens), tokens)
-        self._cache = BoundedCache(cache_size)
+        self._cache: BoundedCache[str, ProtectedName | None] = BoundedCache(cache_size)
 
     def __len__(self) -> int:
         return len(self._names)
@@ -315,7 +322,7 @@ class NameMatcher:
         if not display_name or not self._names:
             return None
         try:
-            return self._cache[display_name]  # type: ignore[no-any-return]
+            return self._cache[display_name]
         except KeyError:
             pass
         tokens = self._tokens(display_name)
@@ -421,13 +428,13 @@ class DomainMatcher:
         self,
         protected: Iterable[str],
         folder: Folder,
-        psl: object,
+        psl: PublicSuffixList,
         cache_size: int = 8192,
     ) -> None:
         self.folder = folder
         self._psl = psl
-        self._org_cache = BoundedCache(cache_size)
-        self._cache = BoundedCache(cache_size)
+        self._org_cache: BoundedCache[str, str] = BoundedCache(cache_size)
+        self._cache: BoundedCache[str, Lookalike | None] = BoundedCache(cache_size)
         self.protected: list[_Protected] = []
         seen: set[str] = set()
         for raw in protected:
@@ -443,18 +450,18 @@ class DomainMatcher:
             )
 
     def _suffix(self, domain: str) -> str:
-        suffix = self._psl.publicsuffix(domain)  # type: ignore[attr-defined]
+        suffix = self._psl.publicsuffix(domain)
         return suffix or ""
 
     def org(self, domain: str) -> str:
         """The organizational (registrable) domain by the public suffix list."""
         try:
-            return self._org_cache[domain]  # type: ignore[no-any-return]
+            return self._org_cache[domain]
         except KeyError:
             pass
-        org = self._psl.privatesuffix(domain) or domain  # type: ignore[attr-defined]
+        org = self._psl.privatesuffix(domain) or domain
         self._org_cache.put(domain, org)
-        return org  # type: ignore[no-any-return]
+        return org
 
     def owner(self, domain: str) -> str | None:
         """The protected domain that ``domain`` is (or is a subdomain of), else None."""
@@ -469,7 +476,7 @@ class DomainMatcher:
         if not self.protected or not domain:
             return None
         try:
-            return self._cache[domain]  # type: ignore[no-any-return]
+            return self._cache[domain]
         except KeyError:
             pass
         result = self._classify(domain)

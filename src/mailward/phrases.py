@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from importlib import resources
+from typing import TYPE_CHECKING
 
 from mailward.config import ConfigError
 from mailward.literals import (
@@ -27,6 +28,9 @@ from mailward.literals import (
     quick,
     requirement,
 )
+
+if TYPE_CHECKING:
+    import ahocorasick_rs
 
 LANGUAGES = ("en", "de", "fr", "es")
 WINDOW = 240  # characters either side of a trigger searched on long texts (> longest match)
@@ -72,6 +76,7 @@ class PhraseRules:
         requirements: list[Requirement | None] = []
         plans = []
         for rule in self.rules:
+            split: Sequence[tuple[re.Pattern[str] | None, Requirement | None]] | None
             split = alternatives(rule.regex)
             if split is None:
                 split = [(None, requirement(rule.regex))]  # None: the whole pattern
@@ -213,7 +218,7 @@ class _Finder:
             if self._strings
             else None
         )
-        self._bytes_automaton: object | None = None  # for text with lone surrogates
+        self._bytes_automaton: ahocorasick_rs.BytesAhoCorasick | None = None  # lone surrogates
 
     def found(self, text: str) -> set[str]:
         if self._automaton is None:
@@ -232,9 +237,7 @@ class _Finder:
                 matchkind=self._kind,
                 implementation=ac.Implementation.DFA,
             )
-        matches = self._bytes_automaton.find_matches_as_indexes(  # type: ignore[attr-defined]
-            data, self._overlapping
-        )
+        matches = self._bytes_automaton.find_matches_as_indexes(data, self._overlapping)
         return {self._strings[i] for i, _start, _end in matches}
 
 
@@ -248,7 +251,7 @@ class _Windows:
         self._spans: dict[str, list[tuple[int, int]]] = {}
         self._merged: dict[frozenset[str], list[tuple[int, int]]] = {}
 
-    def around(self, triggers: set[str]) -> list[tuple[int, int]]:
+    def around(self, triggers: set[str] | frozenset[str]) -> list[tuple[int, int]]:
         key = frozenset(triggers)
         merged = self._merged.get(key)
         if merged is None:

@@ -176,12 +176,12 @@ class _Resumed:
                 try:
                     value = coro.throw(exc)
                 except StopIteration as done:
-                    return done.value  # type: ignore[no-any-return]
+                    return done.value
             else:
                 try:
                     value = coro.send(sent)
                 except StopIteration as done:
-                    return done.value  # type: ignore[no-any-return]
+                    return done.value
 
 
 def dependency_order(checks: list[Check]) -> tuple[list[Check], list[Check]]:

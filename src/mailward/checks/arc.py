@@ -166,10 +166,10 @@ def parse_chain(fields: Iterable[HeaderField]) -> list[ArcSet]:
             raw_i, payload = m.group(1), _text(value[m.end() :])
         else:
             try:
-                payload = parse_tag_value(value)
+                tags: dict[bytes, bytes] = parse_tag_value(value)
             except InvalidTagValueList:
                 raise ChainError(f"an {name} is not a valid tag=value list") from None
-            raw_i = payload.get(b"i")
+            payload, raw_i = tags, tags.get(b"i")
             if raw_i is None:
                 raise ChainError(f"an {name} has no i= instance tag")
         instance = _instance(raw_i)
@@ -183,9 +183,9 @@ def parse_chain(fields: Iterable[HeaderField]) -> list[ArcSet]:
         setattr(arc_set, f"{slot}_field", dkimpy_field(f))
     chain = []
     for instance in range(1, max(sets, default=0) + 1):
-        arc_set = sets.get(instance)
-        if arc_set is None:
+        if instance not in sets:
             raise ChainError(f"the chain has no ARC set i={instance}")
+        arc_set = sets[instance]
         for present, lname in ((arc_set.seal, SEAL), (arc_set.ams, AMS), (arc_set.aar, AAR)):
             if present is None:
                 raise ChainError(f"ARC set i={instance} has no {NAMES[lname]}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from mailward.config import Config
 from mailward.dns import Resolver
@@ -53,6 +53,6 @@ class Check:
     async def run(self, tx: Transaction, ctx: CheckContext) -> list[Finding]:
         raise NotImplementedError
 
-    def finding(self, symbol: str, result: Result, detail: str = "", **kwargs: object) -> Finding:
+    def finding(self, symbol: str, result: Result, detail: str = "", **kwargs: Any) -> Finding:
         assert symbol in self.symbols, f"{self.name} does not declare {symbol}"
-        return Finding(self.name, symbol, result, detail, **kwargs)  # type: ignore[arg-type]
+        return Finding(self.name, symbol, result, detail, **kwargs)

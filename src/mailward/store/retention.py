@@ -9,28 +9,28 @@ from typing import Any
 
 from sqlalchemy import Column, ColumnElement, Engine, Table, delete, exists, select
 
-from mailward.store.models import (
-    AlertRow,
-    AuthEventRow,
-    DeliveryRow,
-    EventRow,
-    FindingRow,
-    RecipientRow,
-    UserReportRow,
-)
 from mailward.store.records import PurgeResult
+from mailward.store.tables import (
+    ALERTS,
+    AUTH_EVENTS,
+    DELIVERIES,
+    EVENTS,
+    FINDINGS,
+    RECIPIENTS,
+    REPORTS,
+)
 from mailward.store.tables import CONNECTIONS as C
 from mailward.store.tables import QUARANTINE as Q
 from mailward.store.tables import TRANSACTIONS as T
 
-CHILDREN = (FindingRow.__table__, RecipientRow.__table__)
+CHILDREN = (FINDINGS, RECIPIENTS)
 # table and its time column, in the order they are purged
 SIMPLE: tuple[tuple[Table, str], ...] = (
-    (DeliveryRow.__table__, "at"),
-    (AuthEventRow.__table__, "at"),
-    (EventRow.__table__, "at"),
-    (AlertRow.__table__, "at"),
-    (UserReportRow.__table__, "at"),
+    (DELIVERIES, "at"),
+    (AUTH_EVENTS, "at"),
+    (EVENTS, "at"),
+    (ALERTS, "at"),
+    (REPORTS, "at"),
 )
 
 

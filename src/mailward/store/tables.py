@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from sqlalchemy import Table
+
 from mailward.store.models import (
     AlertRow,
     AuthEventRow,
+    Base,
     ConnectionRow,
     DeliveryRow,
     EventRow,
@@ -18,16 +21,25 @@ from mailward.store.models import (
     UserRow,
 )
 
-CONNECTIONS = ConnectionRow.__table__
-TRANSACTIONS = TransactionRow.__table__
-RECIPIENTS = RecipientRow.__table__
-FINDINGS = FindingRow.__table__
-DELIVERIES = DeliveryRow.__table__
-AUTH_EVENTS = AuthEventRow.__table__
-EVENTS = EventRow.__table__
-ALERTS = AlertRow.__table__
-REPORTS = UserReportRow.__table__
-QUARANTINE = QuarantineRow.__table__
-URLS = UrlRow.__table__
-USERS = UserRow.__table__
-ADDRESSES = UserAddressRow.__table__
+
+def _table(model: type[Base]) -> Table:
+    """The model's table: declarative types ``__table__`` as any FromClause (a class may map a
+    join or a select), but a model declared with ``__tablename__`` always has a Table."""
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
+
+
+CONNECTIONS = _table(ConnectionRow)
+TRANSACTIONS = _table(TransactionRow)
+RECIPIENTS = _table(RecipientRow)
+FINDINGS = _table(FindingRow)
+DELIVERIES = _table(DeliveryRow)
+AUTH_EVENTS = _table(AuthEventRow)
+EVENTS = _table(EventRow)
+ALERTS = _table(AlertRow)
+REPORTS = _table(UserReportRow)
+QUARANTINE = _table(QuarantineRow)
+URLS = _table(UrlRow)
+USERS = _table(UserRow)
+ADDRESSES = _table(UserAddressRow)
