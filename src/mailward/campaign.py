@@ -161,34 +161,18 @@ def message_urls(parsed: ParsedHeaders, site_domains: Iterable[str] = ()) -> lis
     content check's full ``textparts.extract`` costs ten times that): when that check's
     ``TextView`` is at hand, pass its links to ``normalized_urls`` instead.
     """
-    from mailward.textparts import _WANTED, _content_type, _decode, _split_multipart
+    from mailward.textparts import MimeParts
 
-    headers: dict[str, str] = {}
-    for f in parsed.fields:
-        if f.lname in _WANTED and f.lname not in headers:
-            headers[f.lname] = f.value
     found: list[str] = []
-    stack = [(headers, parsed.body, 0)]
-    parts = 0
-    while stack and parts < _MAX_PARTS and len(found) < _MAX_RAW_LINKS:
-        part_headers, body, depth = stack.pop()
-        parts += 1
-        ctype, params = _content_type(part_headers.get("content-type", ""))
-        if ctype.startswith("multipart/"):
-            if depth < _MAX_DEPTH:
-                children = _split_multipart(body, params.get("boundary", ""))
-                stack.extend((h, b, depth + 1) for h, b in reversed(children))
+    for part in MimeParts(parsed):
+        if part.attachment or part.ctype not in ("text/plain", "text/html", ""):
             continue
-        disposition, _ = _content_type(part_headers.get("content-disposition", ""))
-        if ctype not in ("text/plain", "text/html", "") or disposition == "attachment":
-            continue
-        encoding = part_headers.get("content-transfer-encoding", "")
-        found.extend(_scan_links(_decode(body, encoding, params.get("charset"))))
+        found.extend(_scan_links(part.text()))
+        if len(found) >= _MAX_RAW_LINKS:
+            break
     return normalized_urls(found, site_domains)
 
 
-_MAX_PARTS = 64
-_MAX_DEPTH = 8
 _MAX_RAW_LINKS = 500
 _URL_TAIL = re.compile(r"[^\s<>\"'()\[\]{}]+")
 

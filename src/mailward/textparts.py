@@ -9,6 +9,7 @@ from __future__ import annotations
 import binascii
 import codecs
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from mailward.htmltext import convert
@@ -61,15 +62,81 @@ def host_of(url: str) -> str:
     return match.group(1).lower().rstrip(".")
 
 
+@dataclass(frozen=True, slots=True)
+class Part:
+    """A leaf MIME part: its type and parameters, file name, whether a mail program shows it
+    as an attachment, and its body as sent (`text` decodes it)."""
+
+    ctype: str
+    params: dict[str, str]
+    filename: str
+    attachment: bool
+    encoding: str
+    body: bytes
+
+    @property
+    def html(self) -> bool:
+        return self.ctype == "text/html" or bool(_HTML_NAME.search(self.filename))
+
+    @property
+    def inline_text(self) -> bool:
+        """Text a reader sees in the message itself (plain or HTML, not an attachment)."""
+        return not self.attachment and (self.html or self.ctype in ("text/plain", ""))
+
+    def text(self) -> str:
+        """The body with its transfer encoding and charset decoded (never raises)."""
+        return _decode(self.body, self.encoding, self.params.get("charset"))
+
+
+class MimeParts:
+    """The leaf parts of a message, depth first, into multiparts and attached messages;
+    bounded: ``count`` nodes visited (at most MAX_PARTS, MAX_DEPTH levels), ``truncated`` when
+    the bounds cut the walk short."""
+
+    def __init__(self, parsed: ParsedHeaders) -> None:
+        self.parsed = parsed
+        self.count = 0
+        self.truncated = False
+
+    def __iter__(self) -> Iterator[Part]:
+        headers: dict[str, str] = {}
+        for f in self.parsed.fields:
+            if f.lname in _WANTED and f.lname not in headers:
+                headers[f.lname] = f.value
+        return self._walk(headers, self.parsed.body, 0)
+
+    def _walk(self, headers: dict[str, str], body: bytes, depth: int) -> Iterator[Part]:
+        if self.count >= MAX_PARTS or depth > MAX_DEPTH:
+            self.truncated = True
+            return
+        self.count += 1
+        ctype, params = _content_type(headers.get("content-type", ""))
+        if ctype.startswith("multipart/"):
+            for sub_headers, sub_body in _split_multipart(body, params.get("boundary", "")):
+                yield from self._walk(sub_headers, sub_body, depth + 1)
+            return
+        if ctype == "message/rfc822":
+            sub_headers, sub_body = _split_part(body)
+            yield from self._walk(sub_headers, sub_body, depth + 1)
+            return
+        raw_disposition = headers.get("content-disposition")
+        disposition, dparams = _content_type(raw_disposition) if raw_disposition else ("", {})
+        raw_name = dparams.get("filename") or params.get("name")
+        filename = _filename(raw_name) if raw_name else ""
+        attachment = disposition == "attachment" or (bool(filename) and disposition != "inline")
+        yield Part(ctype, params, filename, attachment,
+                   headers.get("content-transfer-encoding", ""), body)
+
+
 def extract(parsed: ParsedHeaders, limit: int = 100_000) -> TextView:
     """Walk the message once and collect its text (up to ``limit`` characters)."""
     walker = _Walker(limit)
-    headers: dict[str, str] = {}
-    for f in parsed.fields:
-        if f.lname in _WANTED and f.lname not in headers:
-            headers[f.lname] = f.value
-    walker.part(headers, parsed.body, 0)
+    parts = MimeParts(parsed)
+    for part in parts:
+        walker.part(part)
     view = walker.view
+    view.parts = parts.count
+    view.truncated = view.truncated or parts.truncated
     view.text = "\n".join(walker.chunks)
     return view
 
@@ -81,32 +148,12 @@ class _Walker:
         self.chunks: list[str] = []
         self.view = TextView()
 
-    def part(self, headers: dict[str, str], body: bytes, depth: int) -> None:
-        if self.view.parts >= MAX_PARTS or depth > MAX_DEPTH:
-            self.view.truncated = True
+    def part(self, part: Part) -> None:
+        if not part.html and not part.inline_text:
             return
-        self.view.parts += 1
-        ctype, params = _content_type(headers.get("content-type", ""))
-        raw_disposition = headers.get("content-disposition")
-        disposition, dparams = _content_type(raw_disposition) if raw_disposition else ("", {})
-        raw_name = dparams.get("filename") or params.get("name")
-        filename = _filename(raw_name) if raw_name else ""
-        attachment = disposition == "attachment" or (bool(filename) and disposition != "inline")
-        if ctype.startswith("multipart/"):
-            boundary = params.get("boundary", "")
-            for sub_headers, sub_body in _split_multipart(body, boundary):
-                self.part(sub_headers, sub_body, depth + 1)
-            return
-        if ctype == "message/rfc822":
-            sub_headers, sub_body = _split_part(body)
-            self.part(sub_headers, sub_body, depth + 1)
-            return
-        html = ctype == "text/html" or bool(_HTML_NAME.search(filename))
-        if not html and (attachment or ctype not in ("text/plain", "")):
-            return
-        text = _decode(body, headers.get("content-transfer-encoding", ""), params.get("charset"))
-        if html:
-            self._html(text[:MAX_HTML_CHARS], filename or "the message", attachment)
+        text = part.text()
+        if part.html:
+            self._html(text[:MAX_HTML_CHARS], part.filename or "the message", part.attachment)
         else:
             self._add_text(text)
             self._bare_urls(text)
