@@ -20,6 +20,7 @@ import os
 import signal
 import socket
 import ssl
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -186,7 +187,7 @@ async def _master(
     await exited
     loop.remove_reader(read_end)
     logins.close()
-    await hub.stop()
+    await _step("delivery queue", hub.stop())
     await observers.close(web)
     pid_file.unlink(missing_ok=True)
     log.info("stopped")
@@ -301,17 +302,47 @@ class _Observers:
         self._identities.start()
 
     async def close(self, web: asyncio.Server | None) -> None:
+        """Stop the background jobs, write what the log still has queued, close the store.
+        Each step is bounded and a slow one is named in the log, so a stuck step (a database
+        that does not answer) cannot keep the process from exiting."""
         if self._identities is not None:
-            await self._identities.close()
+            await _step("identity refresh", self._identities.close())
         if self._retention is not None:
             self._retention.cancel()
-            await asyncio.gather(self._retention, return_exceptions=True)
+            await _step("retention job",
+                        asyncio.gather(self._retention, return_exceptions=True))
         if web is not None:
             web.close()
-            await web.wait_closed()
-        await asyncio.to_thread(self.writer.close)
-        await asyncio.to_thread(self.events.close)
-        await asyncio.to_thread(self.store.close)
+            await _step("metrics endpoint", web.wait_closed())
+        pending = self.writer.pending()
+        # the timeout goes to the writer itself: a thread left waiting would hold up the exit
+        await _step(f"store writer ({pending} queued)",
+                    asyncio.to_thread(self.writer.close, STORE_CLOSE_TIMEOUT),
+                    STORE_CLOSE_TIMEOUT + 1)
+        await _step("event export", asyncio.to_thread(self.events.close))
+        await _step("store", asyncio.to_thread(self.store.close))
+
+
+STEP_TIMEOUT = 5.0  # seconds a shutdown step may take before the next one starts
+STORE_CLOSE_TIMEOUT = 15.0  # the writer may wait for a busy database a little longer
+
+
+async def _step(what: str, awaitable: Any, timeout: float = STEP_TIMEOUT) -> None:
+    """One shutdown step: awaited at most ``timeout`` seconds; slowness and failure are
+    logged, never raised (the process must still exit)."""
+    started = time.monotonic()
+    try:
+        await asyncio.wait_for(awaitable, timeout)
+    except TimeoutError:
+        log.error("stopping: %s did not finish within %.0fs; going on without it", what,
+                  timeout)
+        return
+    except Exception:
+        log.exception("stopping: %s failed", what)
+        return
+    took = time.monotonic() - started
+    if took > 1.0:
+        log.warning("stopping: %s took %.1fs", what, took)
 
 
 async def _serve(
@@ -398,7 +429,7 @@ async def _serve(
     if logins is not None:
         logins.close()
     if deliver:
-        await hub.stop()
+        await _step("delivery queue", hub.stop())
         pid_file.unlink(missing_ok=True)
     await observers.close(web)
     log.info("%s stopped", name)
