@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import smtplib
 import socket
@@ -185,3 +186,34 @@ def test_dmarc_quarantine_forgery_is_held_not_delivered(hub: HubProcess) -> None
     finally:
         store.close()
     assert entry is not None and "DMARC_FAIL_QUARANTINE" in entry.reason
+
+
+def test_every_reply_has_an_enhanced_status_code(hub: HubProcess) -> None:
+    """RFC 2034: with ENHANCEDSTATUSCODES advertised, every reply but the greeting and the
+    HELO/EHLO answers carries one, aiosmtpd's own replies included."""
+    client = smtplib.SMTP(timeout=30)
+    code, greeting = client.connect("127.0.0.1", hub.inbound_port)
+    with client:
+        assert code == 220 and not greeting.startswith(b"2.")  # the greeting stays as it is
+        code, text = client.ehlo("mail.partner.test")
+        assert code == 250 and b"ENHANCEDSTATUSCODES" in text  # EHLO keywords untouched
+        replies = [
+            client.docmd("DATA"),  # 503 need MAIL
+            client.docmd("RCPT", "TO:<x@ourcorp.example>"),  # 503 need MAIL
+            client.docmd("BOGUS"),  # 500 not recognized
+            client.docmd("MAIL", "FROM:<a@partner.test> BODY=9BIT"),  # 501 bad BODY
+            client.docmd("MAIL", "FROM:<a@partner.test>"),  # 250
+            client.docmd("MAIL", "FROM:<b@partner.test>"),  # 503 nested
+            client.docmd("RSET"),  # 250
+            client.docmd("NOOP"),  # 250
+            client.docmd("VRFY", "alice"),  # 252
+            client.docmd("EXPN", "staff"),  # 502
+        ]
+        for code, text in replies:
+            assert re.match(rb"[245]\.\d{1,3}\.\d{1,3} ", text), (code, text)
+        assert [code for code, _ in replies] == [503, 503, 500, 501, 250, 503, 250, 250, 252,
+                                                 502]
+        assert replies[0][1].startswith(b"5.5.1 ")  # bad sequence of commands
+        assert replies[2][1].startswith(b"5.5.2 ")  # syntax error
+        code, text = client.docmd("QUIT")
+        assert (code, text[:6]) == (221, b"2.0.0 ")

@@ -6,11 +6,12 @@ import asyncio
 import logging
 import re
 from collections import Counter
-from typing import Any
+from typing import Any, AnyStr
 
 from aiosmtpd.smtp import SMTP, Session
 
 from mailward.smtp.common import connection_of
+from mailward.smtp.replies import with_enhanced_code
 
 log = logging.getLogger("mailward.smtp")
 
@@ -58,6 +59,8 @@ class LimitedSMTP(SMTP):
         self._recorder = recorder
         self._admitted_ip: str | None = None
         self.connection_id: str | None = None
+        self._greeted = False  # the greeting (the first reply) goes out as it is
+        self._in_hello = False  # so do the answers to HELO and EHLO (RFC 2034)
 
     def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
         match = _SIMPLE_PATH.match(arg)
@@ -69,6 +72,28 @@ class LimitedSMTP(SMTP):
         if ".." in address or address.startswith(".") or "." + "@" in address:
             return super()._getaddr(arg)
         return address, match.group(2).lstrip()
+
+    async def push(self, status: AnyStr) -> None:
+        """Every reply but the greeting and the HELO/EHLO answers gets an enhanced status
+        code (we advertise ENHANCEDSTATUSCODES)."""
+        if isinstance(status, str) and self._greeted and not self._in_hello:
+            status = with_enhanced_code(status)
+        self._greeted = True
+        await super().push(status)
+
+    async def smtp_HELO(self, hostname: str) -> None:
+        self._in_hello = True
+        try:
+            await super().smtp_HELO(hostname)
+        finally:
+            self._in_hello = False
+
+    async def smtp_EHLO(self, hostname: str) -> None:
+        self._in_hello = True
+        try:
+            await super().smtp_EHLO(hostname)
+        finally:
+            self._in_hello = False
 
     def _timeout_cb(self) -> None:
         """RFC 5321 4.5.3.2: say why before closing an idle connection."""
