@@ -42,11 +42,13 @@ class StoreHistory:
     it in From was delivered (accepted or tagged) at least ``min_age_hours`` before ``now``: a
     campaign's first messages, minutes old, do not vouch for its later ones. Known answers are
     remembered for ``cache_seconds`` (an address stays known); first contacts are asked again.
+    A lookup gets ``timeout`` seconds, well inside the identity check's budget, so a slow store
+    costs the first-contact finding (a temperror), never the check's other findings.
     """
 
     def __init__(
         self, store: Store, min_age_hours: float, *, cache_size: int = 10_000,
-        cache_seconds: float = 3600.0, timeout: float = 2.0,
+        cache_seconds: float = 3600.0, timeout: float = 0.5,
     ) -> None:
         self.store = store
         self.min_age = min_age_hours * 3600.0
@@ -64,12 +66,19 @@ class StoreHistory:
             self._known.move_to_end(address)
             return Contact.KNOWN
         before = datetime.fromtimestamp(now - self.min_age, UTC)
+        # asyncio.wait, not asyncio.timeout: a check's first wait happens inside the caller's
+        # task (see checks.base.Check), and a timeout bound to that task would cancel it
+        lookup = asyncio.ensure_future(asyncio.to_thread(
+            self.store.known_correspondent, address, delivered_before=before))
+        done, _ = await asyncio.wait({lookup}, timeout=self.timeout)
+        if not done:
+            lookup.cancel()
+            log.warning("sender history of %s unavailable: no answer within %.1fs", address,
+                        self.timeout)
+            return Contact.UNAVAILABLE
         try:
-            async with asyncio.timeout(self.timeout):
-                known = await asyncio.to_thread(
-                    self.store.known_correspondent, address, delivered_before=before
-                )
-        except Exception as exc:  # the store is down or slow: say so, do not guess
+            known = lookup.result()
+        except Exception as exc:  # the store is down or broken: say so, do not guess
             log.warning("sender history of %s unavailable: %s", address, exc)
             return Contact.UNAVAILABLE
         if not known:
