@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import re
+import tomllib
 from pathlib import Path
 
 import pytest
 
 from mailward import config
+from tests.helpers import run_cli
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -66,3 +70,24 @@ def test_every_key_is_documented_in_the_readme() -> None:
     readme = README.read_text()
     missing = [key for key, _, _ in config.documented_keys() if f"`{key}`" not in readme]
     assert missing == []
+
+
+def test_every_toml_example_in_the_readme_is_a_valid_configuration() -> None:
+    readme = README.read_text(encoding="utf-8")
+    blocks = re.findall(r"```toml\n(.*?)```", readme, re.S)
+    assert len(blocks) >= 2
+    for block in blocks:
+        config.from_dict(tomllib.loads(block), "README example")  # raises on an unknown key
+
+
+def test_the_example_file_is_valid_and_protects_its_names(tmp_path: Path) -> None:
+    example = Path(__file__).resolve().parents[1] / "examples" / "mailward.toml"
+    loaded = config.load(str(example))
+    assert "Jane Smith" in loaded.identity.protected_names
+    message = tmp_path / "m.eml"
+    message.write_bytes(b'From: "J. Smith" <jane.smith.ceo@freemail.test>\r\n'
+                        b"To: staff@ourcorp.example\r\nSubject: hi\r\n\r\nCall me.\r\n")
+    code, out, err = run_cli(["check", str(message), "--json", "--no-history",
+                              "--config", str(example)])
+    assert code == 0, err
+    assert "IDENTITY_DISPLAY_NAME_PROTECTED" in {f["symbol"] for f in json.loads(out)["findings"]}
