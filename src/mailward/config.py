@@ -267,6 +267,11 @@ class SmtpConfig:
     max_recipients: int = doc("recipients per message", 100)
     max_header_fields: int = doc("header fields per message before 552", 1000)
     command_timeout: float = doc("seconds of client silence before the connection is closed", 300.0)
+    data_timeout: float = doc(
+        "seconds a client may take to send one message, from the 354 to the final dot, "
+        "however steadily it sends, before 421",
+        1800.0,
+    )
     max_connections: int = doc("simultaneous connections per listener", 500)
     max_connections_per_ip: int = doc("simultaneous connections from one client IP", 20)
     verdict_timeout: float = doc("seconds the checks may take at end of DATA before 451", 30.0)

@@ -371,10 +371,10 @@ async def _serve(
         hub.metrics = Metrics(resolver=observers.resolver)
         hub.monitor = monitor = link
     smtp = config.smtp
-    common = {
+    common: dict[str, Any] = {
         "hostname": config.hostname, "data_size_limit": smtp.max_message_size,
         "enable_SMTPUTF8": True, "decode_data": False, "timeout": smtp.command_timeout,
-        "ident": "mailward ESMTP", "recorder": recorder,
+        "ident": "mailward ESMTP", "recorder": recorder, "data_timeout": smtp.data_timeout,
     }
     inbound_limits = ConnectionLimits(smtp.max_connections, smtp.max_connections_per_ip)
     sub_limits = ConnectionLimits(smtp.max_connections, smtp.max_connections_per_ip)

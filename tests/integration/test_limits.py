@@ -22,6 +22,7 @@ max_message_size = 20000
 max_recipients = 3
 max_header_fields = 50
 command_timeout = 1.5
+data_timeout = 3.0
 max_connections_per_ip = 3
 shutdown_grace = 1.0
 """
@@ -116,3 +117,43 @@ def test_sigterm_finishes_cleanly(tmp_path: Path) -> None:
     assert time.monotonic() - started < 20
     assert hub.maildir("kept@ourcorp.example")
     assert "stopped" in hub.log()
+
+
+def _slow_message(hub: HubProcess, seconds: float, step: float = 0.3) -> bytes:
+    """Send one message whose lines come every ``step`` seconds for ``seconds`` (a slow but
+    busy link); everything the hub answered after DATA."""
+    with socket.create_connection(("127.0.0.1", hub.inbound_port), timeout=30) as sock:
+        reader = sock.makefile("rb")
+        reader.readline()
+        for line in (b"EHLO mail.partner.test", b"MAIL FROM:<billing@partner.test>",
+                     b"RCPT TO:<slow@ourcorp.example>", b"DATA"):
+            sock.sendall(line + b"\r\n")
+            while (reply := reader.readline())[3:4] == b"-":
+                pass
+        assert reply.startswith(b"354"), reply
+        head, _, body = GENUINE.partition(b"\r\n\r\n")
+        sock.sendall(head + b"\r\n\r\n")
+        started = time.monotonic()
+        try:
+            while time.monotonic() - started < seconds:
+                sock.sendall(b"more text, slowly\r\n")
+                time.sleep(step)
+            sock.sendall(body + b"\r\n.\r\nQUIT\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        try:
+            return reader.read()  # until the hub closes (after QUIT, or on its own)
+        finally:
+            reader.close()
+
+
+def test_a_slow_but_steady_upload_is_not_cut_off(hub: HubProcess) -> None:
+    # longer than command_timeout (1.5 s) in all, but never silent that long
+    answer = _slow_message(hub, 2.4)
+    assert answer.startswith(b"250 "), answer
+
+
+def test_an_upload_longer_than_data_timeout_is_stopped(hub: HubProcess) -> None:
+    answer = _slow_message(hub, 5.0)  # data_timeout is 3 s
+    assert answer.startswith(b"421 4.4.2 "), answer
+    assert b"too long" in answer

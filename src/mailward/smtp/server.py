@@ -52,9 +52,12 @@ class LimitedSMTP(SMTP):
     """aiosmtpd's SMTP protocol, refusing connections over the limits with 421."""
 
     def __init__(
-        self, handler: Any, *, limits: ConnectionLimits, recorder: Any = None, **kwargs: Any
+        self, handler: Any, *, limits: ConnectionLimits, recorder: Any = None,
+        data_timeout: float = 1800.0, **kwargs: Any,
     ) -> None:
         super().__init__(handler, **kwargs)
+        self._data_timeout = data_timeout
+        self._data_deadline: asyncio.TimerHandle | None = None
         self._limits = limits
         self._recorder = recorder
         self._admitted_ip: str | None = None
@@ -94,6 +97,39 @@ class LimitedSMTP(SMTP):
             await super().smtp_EHLO(hostname)
         finally:
             self._in_hello = False
+
+    def data_received(self, data: bytes) -> None:
+        """Whatever the client sends restarts the idle timer (aiosmtpd restarts it only when a
+        command arrives, so a message still uploading steadily was cut off
+        ``command_timeout`` seconds after DATA)."""
+        if self._timeout_handle is not None:
+            self._reset_timeout()
+        super().data_received(data)
+
+    async def smtp_DATA(self, arg: str) -> None:
+        """DATA under a deadline of its own: a client dribbling its message gets 421 after
+        ``data_timeout`` seconds (the idle timer alone would let it go on for ever)."""
+        self._data_deadline = self.loop.call_later(self._data_timeout, self._data_too_slow)
+        try:
+            await super().smtp_DATA(arg)
+        finally:
+            self._data_deadline.cancel()
+            self._data_deadline = None
+
+    async def _call_handler_hook(self, command: str, *args: Any) -> Any:
+        if command == "DATA" and self._data_deadline is not None:
+            self._data_deadline.cancel()  # the message is in; its evaluation has its own limit
+        return await super()._call_handler_hook(command, *args)
+
+    def _data_too_slow(self) -> None:
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            log.info("%s: the message took longer than %.0fs to send; closing",
+                     self._admitted_ip, self._data_timeout)
+            assert isinstance(transport, asyncio.WriteTransport)
+            transport.write(b"421 4.4.2 The message took too long to send, closing the "
+                            b"connection\r\n")
+            transport.close()
 
     def _timeout_cb(self) -> None:
         """RFC 5321 4.5.3.2: say why before closing an idle connection."""
