@@ -10,6 +10,7 @@ import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import ldap3
 import pytest
@@ -68,7 +69,7 @@ def site(tmp_path: Path, directory: DirectoryConfig, names: list[str] | None = N
     )
 
 
-def failure(directory: DirectoryConfig, **changes: object) -> str:
+def failure(directory: DirectoryConfig, **changes: Any) -> str:
     """The message of the DirectoryError the import with ``changes`` raises."""
     with pytest.raises(DirectoryError) as caught:
         fetch_identities(dataclasses.replace(directory, **changes))
@@ -85,6 +86,7 @@ def test_the_server_cuts_a_plain_search_at_its_size_limit(slapd_server: SlapdSer
     try:
         connection.search(PEOPLE_BASE, "(objectClass=inetOrgPerson)", attributes=["cn"])
         assert connection.result["description"] == "sizeLimitExceeded"
+        assert connection.response is not None
         assert len(connection.response) == SIZE_LIMIT
     finally:
         connection.unbind()

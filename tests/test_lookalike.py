@@ -60,7 +60,7 @@ def test_skeleton_and_idna() -> None:
 
 
 def test_bounded_cache() -> None:
-    cache = BoundedCache(2)
+    cache: BoundedCache[int, int] = BoundedCache(2)
     for i in range(5):
         cache.put(i, i)
         assert len(cache) <= 2

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import re
+from typing import TypeAlias
 
 import pytest
 
@@ -86,16 +87,19 @@ def test_excerpt_is_bounded(rules: PhraseRules) -> None:
 # --- the scan agrees with the plain algorithm it speeds up --------------------------------------
 
 
+Trie: TypeAlias = dict[str, "Trie"]  # each character to the rest; "" marks a word's end
+
+
 def trie_pattern(words: list[str]) -> str:
     """A trie-shaped alternation of ``words``: at each place, the longest word starting there."""
-    root: dict[str, dict] = {}  # type: ignore[type-arg]
+    root: Trie = {}
     for word in words:
         node = root
         for char in word:
             node = node.setdefault(char, {})
         node[""] = {}
 
-    def build(node: dict[str, dict]) -> str:  # type: ignore[type-arg]
+    def build(node: Trie) -> str:
         branches = [re.escape(k) + build(v) for k, v in sorted(node.items()) if k]
         if not branches:
             return ""

@@ -72,7 +72,7 @@ def test_checks_that_do_not_wait_finish_without_an_event_loop_round_trip() -> No
         coro = p.evaluate(tx(), now=1_700_000_000)
         with pytest.raises(StopIteration) as done:  # the first step already finishes
             coro.send(None)
-        return done.value.value  # type: ignore[no-any-return]
+        return done.value.value
 
     evaluation = asyncio.run(scenario())
     assert checks_of(evaluation) == ["a", "b", "c"]
@@ -140,7 +140,7 @@ def test_checks_in_a_dependency_cycle_are_temperrors_at_once() -> None:
 
 def test_dependency_order_ignores_checks_that_are_not_configured() -> None:
     config = Config()
-    checks = [probe("b", ("a", "missing"))(config, []), probe("a")(config, [])]
+    checks: list[Check] = [probe("b", ("a", "missing"))(config, []), probe("a")(config, [])]
     order, blocked = dependency_order(checks)
     assert [c.name for c in order] == ["a", "b"] and blocked == []
 

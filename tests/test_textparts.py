@@ -7,11 +7,13 @@ import base64
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mailward.message import parse_headers
+from mailward.message import ParsedHeaders, parse_headers
 from mailward.textparts import extract, host_of
 
 
-def parsed(content_type: str, body: str | bytes, cte: str = "7bit", extra: str = "") -> object:
+def parsed(
+    content_type: str, body: str | bytes, cte: str = "7bit", extra: str = ""
+) -> ParsedHeaders:
     data = body.encode() if isinstance(body, str) else body
     head = (f"From: a@b.test\r\nContent-Type: {content_type}\r\n"
             f"Content-Transfer-Encoding: {cte}\r\n{extra}\r\n").encode()

@@ -440,7 +440,12 @@ def test_key_cache_parses_each_record_once_and_stays_bounded(
 ) -> None:
     calls: list[bytes] = []
     real = dv.parse_key_record
-    monkeypatch.setattr(dv, "parse_key_record", lambda r: calls.append(r) or real(r))
+
+    def counting(record: bytes) -> dv.PublicKey:
+        calls.append(record)
+        return real(record)
+
+    monkeypatch.setattr(dv, "parse_key_record", counting)
     cache = dv.KeyCache(max_entries=2)
     record = key_record(rsa1024).encode()
     assert cache.get(record) is cache.get(record)
@@ -545,7 +550,7 @@ def test_weak_key_that_fails_is_fail(weak_key: rsa.RSAPrivateKey) -> None:
     ],
 )
 def test_key_record_restrictions(
-    rsa1024: rsa.RSAPrivateKey, extra: str, sign_kwargs: dict[str, str], reason: str,
+    rsa1024: rsa.RSAPrivateKey, extra: str, sign_kwargs: dict[str, Any], reason: str,
     result: Result,
 ) -> None:
     raw = sign(MESSAGE, rsa1024, **sign_kwargs)

@@ -122,7 +122,7 @@ RFC4408_CHANGED: dict[str, str] = {}
 def params(cases: list[Case], xfails: Mapping[str, str]) -> list[Any]:
     out = []
     for case in cases:
-        marks = ()
+        marks: tuple[pytest.MarkDecorator, ...] = ()
         if case.name in xfails:
             marks = (pytest.mark.xfail(strict=True, reason=xfails[case.name]),)
         out.append(pytest.param(case, id=case.name, marks=marks))

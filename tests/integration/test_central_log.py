@@ -9,12 +9,13 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
 from mailward import config as config_mod
-from mailward.store import Store
+from mailward.store import Store, StoredAlert
 from tests.integration.hubproc import MAILWARD, HubProcess, unverified_tls
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -72,7 +73,7 @@ def traffic(hub: HubProcess) -> None:
         c.login("alice", PASSWORD)
 
 
-def cli(hub: HubProcess, *args: str) -> dict:  # type: ignore[type-arg]
+def cli(hub: HubProcess, *args: str) -> dict[str, Any]:
     deadline = time.monotonic() + 15
     while True:  # the store writer commits in batches: give it a moment
         proc = subprocess.run([MAILWARD, *args, "--json", "--config", str(hub.config_path)],
@@ -130,7 +131,7 @@ def test_login_after_failures_raises_an_alert_and_mails_the_admins(hub: HubProce
     store = Store.from_config(config_mod.load(hub.config_path).store, data_dir=hub.data_dir)
     try:
         deadline = time.monotonic() + 15
-        alerts = []
+        alerts: list[StoredAlert] = []
         while not alerts and time.monotonic() < deadline:
             alerts = [a for a in store.alerts() if a.kind == "login_after_failures"]
             time.sleep(0.2)
@@ -153,7 +154,7 @@ def test_metrics_endpoint(hub: HubProcess) -> None:
 def test_events_go_out_as_json_lines_without_bodies_or_secrets(hub: HubProcess) -> None:
     path = hub.workdir / "events.jsonl"
     deadline = time.monotonic() + 15
-    events: list[dict] = []  # type: ignore[type-arg]
+    events: list[dict[str, Any]] = []
     while time.monotonic() < deadline:
         if path.exists():
             events = [json.loads(line) for line in path.read_text().splitlines()]

@@ -50,7 +50,9 @@ def test_dmarc_reject_forgery_gets_550_with_reason(hub: HubProcess) -> None:
         smtplib.SMTPDataError
     ) as refused:
         client.sendmail("ceo@ourcorp.example", ["staff@ourcorp.example"], FORGED)
-    code, text = refused.value.smtp_code, refused.value.smtp_error.decode()
+    error = refused.value.smtp_error
+    assert isinstance(error, bytes)  # typeshed says bytes | str; smtplib hands on the reply's bytes
+    code, text = refused.value.smtp_code, error.decode()
     assert code == 550 and text.startswith("5.7.1") and "DMARC_FAIL_REJECT" in text
 
 

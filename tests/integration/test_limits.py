@@ -34,7 +34,11 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
     process.extra_config = ""  # [smtp] is written by HubProcess; append our keys to it
     process.write_config()
     text = process.config_path.read_text().replace("[smtp]\n", "[smtp]\n" + LIMITS, 1)
-    process.write_config = lambda: process.config_path.write_text(text)  # type: ignore[method-assign]
+
+    def write_config() -> None:
+        process.config_path.write_text(text)
+
+    process.write_config = write_config  # type: ignore[method-assign]
     process.start()
     yield process
     process.stop()

@@ -75,6 +75,7 @@ def test_queue_list_flush_remove_and_store_trail(tmp_path: Path) -> None:
         assert tx.message_id == "<inv-2026-114@partner.test>"
         # the client is 127.0.0.1, outside partner.test's SPF (~all): DKIM carries DMARC
         assert {f.symbol for f in tx.findings} >= {"SPF_SOFTFAIL", "DKIM_PASS", "DMARC_PASS"}
+        assert tx.connection_id is not None
         connection = store.connection(tx.connection_id)
         assert connection is not None and connection.peer_ip == "127.0.0.1"
         assert connection.helo == "mail.partner.test"

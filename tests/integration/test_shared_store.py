@@ -7,6 +7,7 @@ import smtplib
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -27,7 +28,11 @@ def test_two_hubs_one_postgresql(tmp_path: Path, pg_server: PgServer) -> None:
         hub.write_config()
         text = hub.config_path.read_text().replace(
             'hostname = "mx.ourcorp.example"', f'hostname = "{name}.ourcorp.example"')
-        hub.write_config = lambda hub=hub, text=text: hub.config_path.write_text(text)  # type: ignore[method-assign]
+
+        def write_config(hub: HubProcess = hub, text: str = text) -> None:
+            hub.config_path.write_text(text)
+
+        hub.write_config = write_config  # type: ignore[method-assign]
         hubs.append(hub.start())
     try:
         for n, hub in enumerate(hubs):
@@ -35,7 +40,7 @@ def test_two_hubs_one_postgresql(tmp_path: Path, pg_server: PgServer) -> None:
                 c.ehlo("mail.partner.test")
                 c.sendmail("billing@partner.test", [f"via{n}@ourcorp.example"], GENUINE)
         deadline = time.monotonic() + 15
-        found: list[dict[str, object]] = []
+        found: list[dict[str, Any]] = []
         while len(found) < 2 and time.monotonic() < deadline:
             proc = subprocess.run([MAILWARD, "log", "search", "--sender", "billing@partner.test",
                                    "--json", "--config", str(hubs[0].config_path)],

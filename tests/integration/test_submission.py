@@ -191,12 +191,12 @@ def test_failed_logins_are_throttled(hub: HubProcess) -> None:
     assert log.count("auth failed user=mallory") == 6 and "guess1" not in log
     # every attempt is also an event in the central store (never with the password)
     from mailward import config as config_mod
-    from mailward.store import Store
+    from mailward.store import Store, StoredAuth
 
     store = Store.from_config(config_mod.load(hub.config_path).store, data_dir=hub.data_dir)
     try:
         deadline = time.monotonic() + 10
-        events = []
+        events: list[StoredAuth] = []
         while len(events) < 6 and time.monotonic() < deadline:
             events = store.auth_events(user="mallory")
             time.sleep(0.2)

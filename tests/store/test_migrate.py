@@ -7,6 +7,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic import command
@@ -23,7 +24,10 @@ HEAD = "0002"
 REVISION_FILES = ["0001_initial.py", "0002_campaign_urls.py"]
 
 
-def schema_differences(engine: Engine, metadata: MetaData) -> list[object]:
+def schema_differences(
+    engine: Engine, metadata: MetaData
+) -> list[tuple[Any, ...] | list[tuple[Any, ...]]]:
+    """compare_metadata's diffs: ("add_column", ...) tuples, or lists of ("modify_*", ...) ones."""
     with engine.connect() as conn:
         context = MigrationContext.configure(conn, opts={"compare_type": True})
         return list(compare_metadata(context, metadata))

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
 from mailward.model import Finding, Result
-from mailward.store import Store
+from mailward.store import Store, StoredTransaction
 
 T0 = datetime(2026, 5, 4, 8, 0, tzinfo=UTC)
 
@@ -92,8 +93,8 @@ def filled(store: Store) -> Store:
     return store
 
 
-def ids(found: list[object]) -> list[str]:
-    return [t.queue_id for t in found]  # type: ignore[attr-defined]
+def ids(found: list[StoredTransaction]) -> list[str]:
+    return [t.queue_id for t in found]
 
 
 def test_everything_newest_first(filled: Store) -> None:
@@ -137,8 +138,8 @@ def test_paging(filled: Store) -> None:
         ({"sender": "ceo@ourcorp.example", "since": T0 + timedelta(minutes=1)}, []),
     ],
 )
-def test_filters(filled: Store, filters: dict[str, object], expected: list[str]) -> None:
-    assert ids(filled.find_transactions(**filters)) == expected  # type: ignore[arg-type]
+def test_filters(filled: Store, filters: dict[str, Any], expected: list[str]) -> None:
+    assert ids(filled.find_transactions(**filters)) == expected
 
 
 def test_results_carry_connection_recipients_and_findings(filled: Store) -> None:
