@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any, AnyStr
 
 from aiosmtpd.smtp import SMTP, Session
@@ -85,16 +87,19 @@ class LimitedSMTP(SMTP):
         await super().push(status)
 
     async def smtp_HELO(self, hostname: str) -> None:
-        self._in_hello = True
-        try:
+        with self._hello_replies():
             await super().smtp_HELO(hostname)
-        finally:
-            self._in_hello = False
 
     async def smtp_EHLO(self, hostname: str) -> None:
+        with self._hello_replies():
+            await super().smtp_EHLO(hostname)
+
+    @contextlib.contextmanager
+    def _hello_replies(self) -> Iterator[None]:
+        """Replies pushed inside go out without an enhanced code (RFC 2034 exempts them)."""
         self._in_hello = True
         try:
-            await super().smtp_EHLO(hostname)
+            yield
         finally:
             self._in_hello = False
 
